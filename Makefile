@@ -1,0 +1,49 @@
+# vmm: the mail stack in a box. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+COMPOSE := docker compose
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+export TESTCONTAINERS_RYUK_DISABLED := true
+
+.PHONY: help docker images up down test unit integration e2e lint clean
+
+help: ## List the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+docker: ## Install and start Docker and provide debian:trixie-slim where missing
+	@bash scripts/bootstrap-docker.sh
+
+images: docker ## Build every image (vmm-base first: the others start FROM it)
+	@$(COMPOSE) --profile build build --quiet base
+	@$(COMPOSE) build --quiet
+
+up: images ## Build and start the stack; returns when every service is healthy
+	@$(COMPOSE) up -d --wait --remove-orphans
+	@$(COMPOSE) ps --format 'table {{.Service}}\t{{.Status}}\t{{.Ports}}'
+
+down: ## Stop the stack (volumes and data stay)
+	@$(COMPOSE) down
+
+$(VENV)/.installed: requirements-dev.txt
+	@python3 -m venv $(VENV)
+	@$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	@touch $@
+
+test: images $(VENV)/.installed ## Run the whole suite: lint, unit, integration, e2e
+	@$(MAKE) --no-print-directory lint
+	@$(PYTHON) -m pytest tests
+
+unit: $(VENV)/.installed ## Only the unit tests (no Docker needed)
+	@$(PYTHON) -m pytest tests/unit
+
+lint: $(VENV)/.installed ## ruff and mypy --strict
+	@$(VENV)/bin/ruff check vmm tests
+	@$(VENV)/bin/mypy vmm tests
+
+clean: ## Stop the stack and remove its volumes, test leftovers and the venv
+	@$(COMPOSE) down -v --remove-orphans || true
+	@docker ps -aq --filter name=vmmtest | xargs -r docker rm -f >/dev/null
+	@rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

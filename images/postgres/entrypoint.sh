@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# First start: initialise the cluster, generate one password per role into the secrets
+# volume, create roles and database. Every start: render configs, exec postgres.
+set -euo pipefail
+
+secrets=/run/vmm-secrets
+install -d -m 0711 "$secrets"
+for role in vmm postfix dovecot; do
+    if [ ! -s "$secrets/$role.pw" ]; then
+        (umask 077; head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$secrets/$role.pw")
+    fi
+done
+
+if [ ! -s "$PGDATA/PG_VERSION" ]; then
+    install -d -o postgres -g postgres -m 0700 "$PGDATA"
+    runuser -u postgres -- initdb --auth-local=peer --auth-host=scram-sha-256 \
+        --encoding=UTF8 --locale=C.UTF-8 -D "$PGDATA" >/dev/null
+    runuser -u postgres -- pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
+    # Passwords travel on stdin to psql, never on a command line.
+    {
+        echo "CREATE ROLE vmm LOGIN PASSWORD '$(cat "$secrets/vmm.pw")';"
+        echo "CREATE ROLE postfix LOGIN PASSWORD '$(cat "$secrets/postfix.pw")';"
+        echo "CREATE ROLE dovecot LOGIN PASSWORD '$(cat "$secrets/dovecot.pw")';"
+        echo "CREATE DATABASE mailsys OWNER vmm ENCODING 'UTF8' TEMPLATE template0;"
+        echo "REVOKE ALL ON DATABASE mailsys FROM PUBLIC;"
+        echo "GRANT CONNECT ON DATABASE mailsys TO vmm, postfix, dovecot;"
+        echo "\\connect mailsys"
+        echo "CREATE EXTENSION pg_stat_statements;"
+        echo "REVOKE ALL ON SCHEMA public FROM PUBLIC;"
+        echo "ALTER SCHEMA public OWNER TO vmm;"
+        echo "GRANT USAGE ON SCHEMA public TO postfix, dovecot;"
+    } | runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -d postgres
+    runuser -u postgres -- pg_ctl -D "$PGDATA" -w stop >/dev/null
+fi
+
+python3 -m vmm.render postgres /etc/vmm-postgres postgres
+exec runuser -u postgres -- postgres -D "$PGDATA" \
+    -c config_file=/etc/vmm-postgres/postgresql.conf -c hba_file=/etc/vmm-postgres/pg_hba.conf

@@ -1,0 +1,119 @@
+"""Accounts: the rows in ``users``, each an address with a password and a Maildir."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from psycopg.rows import class_row
+
+from vmm.addresses import EmailAddress
+from vmm.db import Connection
+from vmm.domains import Domain
+from vmm.errors import AlreadyExists, NotFound
+from vmm.limits import SERVICES, Quota
+
+
+@dataclass(frozen=True)
+class Account:
+    uid: int
+    gid: int
+    address: str
+    home: str
+    name: str | None
+    note: str | None
+    transport: str  # in force: the account's own or its domain's
+    own_transport: bool
+    quota_bytes: int
+    quota_messages: int
+    own_quota: bool
+    smtp: bool
+    pop3: bool
+    imap: bool
+    sieve: bool
+    own_services: bool
+
+    @property
+    def quota(self) -> Quota:
+        return Quota(self.quota_bytes, self.quota_messages)
+
+    @property
+    def services(self) -> dict[str, bool]:
+        return {service: bool(getattr(self, service)) for service in SERVICES}
+
+
+_SELECT = """
+    SELECT u.uid, u.gid, u.local_part || '@' || p.domainname AS address,
+           d.domaindir || '/' || u.uid AS home, u.name, u.note,
+           coalesce(u.transport, d.transport) AS transport,
+           u.transport IS NOT NULL AS own_transport,
+           coalesce(u.quota_bytes, d.quota_bytes) AS quota_bytes,
+           coalesce(u.quota_messages, d.quota_messages) AS quota_messages,
+           u.quota_bytes IS NOT NULL AS own_quota,
+           coalesce(u.smtp, d.smtp) AS smtp, coalesce(u.pop3, d.pop3) AS pop3,
+           coalesce(u.imap, d.imap) AS imap, coalesce(u.sieve, d.sieve) AS sieve,
+           u.smtp IS NOT NULL AS own_services
+      FROM users u
+      JOIN domain_data d ON d.gid = u.gid
+      JOIN domain_name p ON p.gid = u.gid AND p.is_primary
+"""
+
+
+def find(conn: Connection, address: EmailAddress) -> Account | None:
+    """The account at ``address``, also when it is given in an alias domain."""
+    with conn.cursor(row_factory=class_row(Account)) as cur:
+        return cur.execute(
+            _SELECT + " JOIN domain_name n ON n.gid = u.gid"
+            " WHERE n.domainname = %s AND u.local_part = %s",
+            (address.domain.ace, address.local_part),
+        ).fetchone()
+
+
+def get(conn: Connection, address: EmailAddress) -> Account:
+    account = find(conn, address)
+    if account is None:
+        raise NotFound(f"the account {address} does not exist")
+    return account
+
+
+def by_uid(conn: Connection, uid: int) -> Account:
+    with conn.cursor(row_factory=class_row(Account)) as cur:
+        account = cur.execute(_SELECT + " WHERE u.uid = %s", (uid,)).fetchone()
+    if account is None:
+        raise NotFound(f"there is no account with the uid {uid}")
+    return account
+
+
+def address_in_use(conn: Connection, gid: int, local_part: str) -> str | None:
+    """What the local part already is in the domain: account, alias or relocated."""
+    row = conn.execute(
+        """SELECT CASE
+                    WHEN EXISTS (SELECT 1 FROM users WHERE gid = %(g)s AND local_part = %(l)s)
+                      THEN 'an account'
+                    WHEN EXISTS (SELECT 1 FROM alias WHERE gid = %(g)s AND address = %(l)s)
+                      THEN 'an alias'
+                    WHEN EXISTS (SELECT 1 FROM relocated WHERE gid = %(g)s AND address = %(l)s)
+                      THEN 'a relocated user'
+                  END""",
+        {"g": gid, "l": local_part},
+    ).fetchone()
+    return str(row[0]) if row and row[0] else None
+
+
+def lock_address(conn: Connection, gid: int, local_part: str) -> None:
+    """Serialise commands that create or change the same address (one address is one
+    object: concurrent aliasadd and useradd must not both succeed)."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (gid, local_part))
+
+
+def add(conn: Connection, address: EmailAddress, domain: Domain, password_hash: str,
+        note: str | None) -> Account:
+    lock_address(conn, domain.gid, address.local_part)
+    existing = address_in_use(conn, domain.gid, address.local_part)
+    if existing:
+        raise AlreadyExists(f"the address {address} is already {existing}")
+    conn.execute(
+        "INSERT INTO users (gid, local_part, passwd, note) VALUES (%s, %s, %s, %s)",
+        (domain.gid, address.local_part, password_hash, note),
+    )
+    return get(conn, address)
+

@@ -1,0 +1,61 @@
+"""The runtime environment of a container: the only reader of environment variables
+and secret files. vmm.cfg's options live in the database instead (settings.py)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from vmm.errors import DatabaseError
+
+
+@dataclass(frozen=True)
+class Runtime:
+    """Where the services are and where secrets and certificates live."""
+
+    domain: str
+    hostname: str
+    db_host: str
+    db_port: int
+    db_name: str
+    db_user: str
+    dovecot_host: str
+    lmtp_port: int
+    auth_port: int
+    secrets_dir: Path
+    tls_dir: Path
+
+    @classmethod
+    def from_env(cls) -> Runtime:
+        env = os.environ
+        domain = env.get("VMM_DOMAIN", "example.test")
+        return cls(
+            domain=domain,
+            hostname=env.get("VMM_HOSTNAME") or f"mail.{domain}",
+            db_host=env.get("VMM_DB_HOST", "postgres"),
+            db_port=int(env.get("VMM_DB_PORT", "5432")),
+            db_name=env.get("VMM_DB_NAME", "mailsys"),
+            db_user=env.get("VMM_DB_USER", "vmm"),
+            dovecot_host=env.get("VMM_DOVECOT_HOST", "dovecot"),
+            lmtp_port=int(env.get("VMM_LMTP_PORT", "24")),
+            auth_port=int(env.get("VMM_AUTH_PORT", "12345")),
+            secrets_dir=Path(env.get("VMM_SECRETS_DIR", "/run/vmm-secrets")),
+            tls_dir=Path(env.get("VMM_TLS_DIR", "/etc/vmm/tls")),
+        )
+
+    def db_password(self, role: str) -> str:
+        """The password of a database role, from the secrets volume."""
+        path = self.secrets_dir / f"{role}.pw"
+        try:
+            return path.read_text().strip()
+        except OSError as exc:
+            raise DatabaseError(f"cannot read the {role} database password: {exc.strerror}") from None
+
+    @property
+    def tls_cert(self) -> Path:
+        return self.tls_dir / "cert.pem"
+
+    @property
+    def tls_key(self) -> Path:
+        return self.tls_dir / "key.pem"

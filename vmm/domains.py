@@ -1,0 +1,141 @@
+"""Domains and alias domains: the rows in domain_data and domain_name."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg.rows import class_row
+
+from vmm.addresses import DomainName
+from vmm.db import Connection
+from vmm.errors import AlreadyExists, Conflict, NotFound
+from vmm.limits import SERVICES, Quota
+from vmm.mailboxes import domain_directory
+
+
+@dataclass(frozen=True)
+class Domain:
+    gid: int
+    name: str  # ACE form of the primary name
+    domaindir: str
+    transport: str
+    quota_bytes: int
+    quota_messages: int
+    smtp: bool
+    pop3: bool
+    imap: bool
+    sieve: bool
+    note: str | None
+
+    @property
+    def quota(self) -> Quota:
+        return Quota(self.quota_bytes, self.quota_messages)
+
+    @property
+    def services(self) -> dict[str, bool]:
+        return {service: bool(getattr(self, service)) for service in SERVICES}
+
+
+_SELECT = """
+    SELECT d.gid, p.domainname AS name, d.domaindir, d.transport, d.quota_bytes,
+           d.quota_messages, d.smtp, d.pop3, d.imap, d.sieve, d.note
+      FROM domain_name n
+      JOIN domain_data d ON d.gid = n.gid
+      JOIN domain_name p ON p.gid = n.gid AND p.is_primary
+"""
+
+
+def find(conn: Connection, name: DomainName) -> Domain | None:
+    """The domain that ``name`` (primary or alias) belongs to."""
+    with conn.cursor(row_factory=class_row(Domain)) as cur:
+        return cur.execute(_SELECT + " WHERE n.domainname = %s", (name.ace,)).fetchone()
+
+
+def get(conn: Connection, name: DomainName) -> Domain:
+    domain = find(conn, name)
+    if domain is None:
+        raise NotFound(f"the domain {name.unicode!r} does not exist")
+    return domain
+
+
+def get_primary(conn: Connection, name: DomainName) -> Domain:
+    domain = get(conn, name)
+    if domain.name != name.ace:
+        raise Conflict(f"{name.unicode!r} is an alias domain of {domain.name!r}")
+    return domain
+
+
+def add(
+    conn: Connection,
+    name: DomainName,
+    base: Path,
+    transport: str,
+    quota: Quota,
+    services: dict[str, bool],
+    note: str | None,
+) -> Domain:
+    # Serialise additions of the same name: the primary key settles the race anyway,
+    # the lock turns it into "already exists" instead of a constraint error.
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name.ace,))
+    if find(conn, name) is not None:
+        raise AlreadyExists(f"the domain {name.unicode!r} already exists")
+    row = conn.execute(
+        "SELECT nextval(pg_get_serial_sequence('domain_data', 'gid'))"
+    ).fetchone()
+    assert row is not None  # nextval always returns a row
+    gid = int(str(row[0]))
+    domaindir = str(domain_directory(base, gid))
+    conn.execute(
+        "INSERT INTO domain_data (gid, domaindir, transport, quota_bytes, quota_messages,"
+        " smtp, pop3, imap, sieve, note) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        (gid, domaindir, transport, quota.bytes, quota.messages, services["smtp"],
+         services["pop3"], services["imap"], services["sieve"], note),
+    )
+    conn.execute(
+        "INSERT INTO domain_name (domainname, gid, is_primary) VALUES (%s, %s, true)",
+        (name.ace, gid),
+    )
+    return get(conn, name)
+
+
+@dataclass(frozen=True)
+class Counts:
+    alias_domains: int
+    accounts: int
+    aliases: int
+    relocated: int
+    catchall: int
+
+    @property
+    def dependants(self) -> int:
+        return self.accounts + self.aliases + self.relocated + self.catchall
+
+
+def counts(conn: Connection, gid: int) -> Counts:
+    row = conn.execute(
+        """SELECT (SELECT count(*) FROM domain_name WHERE gid = %(gid)s AND NOT is_primary),
+                  (SELECT count(*) FROM users WHERE gid = %(gid)s),
+                  (SELECT count(DISTINCT address) FROM alias WHERE gid = %(gid)s),
+                  (SELECT count(*) FROM relocated WHERE gid = %(gid)s),
+                  (SELECT count(*) FROM catchall WHERE gid = %(gid)s)""",
+        {"gid": gid},
+    ).fetchone()
+    assert row is not None  # an aggregate always returns a row
+    return Counts(*(int(str(value)) for value in row))
+
+
+def delete(conn: Connection, domain: Domain, force: bool) -> None:
+    """Remove the domain with its alias domains; with ``force`` also everything in it."""
+    found = counts(conn, domain.gid)
+    if found.dependants and not force:
+        raise Conflict(
+            f"the domain {domain.name!r} has {found.accounts} accounts, {found.aliases} aliases,"
+            f" {found.relocated} relocated users and {found.catchall} catch-all destinations;"
+            " use --force to delete them too"
+        )
+    conn.execute("DELETE FROM alias WHERE gid = %s", (domain.gid,))
+    conn.execute("DELETE FROM relocated WHERE gid = %s", (domain.gid,))
+    conn.execute("DELETE FROM catchall WHERE gid = %s", (domain.gid,))
+    conn.execute("DELETE FROM users WHERE gid = %s", (domain.gid,))
+    conn.execute("DELETE FROM domain_data WHERE gid = %s", (domain.gid,))

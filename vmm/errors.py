@@ -1,0 +1,51 @@
+"""The errors vmm reports to a user, each with its documented exit code."""
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Exit codes of the vmm command; the README lists them."""
+
+    OK = 0
+    USAGE = 2  # click's own code for a malformed command line
+    INVALID = 3  # a malformed value: address, domain, quota, service, transport, pattern
+    NOT_FOUND = 4  # the named object does not exist
+    EXISTS = 5  # the object (or the address in another role) already exists
+    CONFLICT = 6  # refused while other objects depend on it (without --force)
+    DATABASE = 7  # the database is unreachable or failed
+    FILESYSTEM = 8  # a mail directory could not be created or removed
+    PASSWORD = 9  # passwords did not match, or none could be read
+
+
+class VmmError(Exception):
+    """An error with a one-line message for the user and an exit code."""
+
+    code: ExitCode = ExitCode.INVALID
+
+
+class InvalidValue(VmmError):
+    code = ExitCode.INVALID
+
+
+class NotFound(VmmError):
+    code = ExitCode.NOT_FOUND
+
+
+class AlreadyExists(VmmError):
+    code = ExitCode.EXISTS
+
+
+class Conflict(VmmError):
+    code = ExitCode.CONFLICT
+
+
+class DatabaseError(VmmError):
+    code = ExitCode.DATABASE
+
+
+class MailDirError(VmmError):
+    code = ExitCode.FILESYSTEM
+
+
+class PasswordError(VmmError):
+    code = ExitCode.PASSWORD

@@ -1,0 +1,72 @@
+"""Quota limits, service sets and transports: the per-domain defaults an account
+inherits unless it overrides them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from vmm.errors import InvalidValue
+
+SERVICES = ("smtp", "pop3", "imap", "sieve")
+_STORAGE = re.compile(r"^(\d+)([bkmg]?)$", re.IGNORECASE)
+_FACTORS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
+# transport(5): "transport:" or "transport:nexthop"; the name is a master.cf service.
+_TRANSPORT = re.compile(r"^[a-z0-9][a-z0-9._-]*:[^\s]*$", re.IGNORECASE)
+
+
+def parse_storage(text: str) -> int:
+    """vmm's storage syntax: an integer with an optional b, k, M or G suffix."""
+    match = _STORAGE.match(text.strip())
+    if not match:
+        raise InvalidValue(f"invalid storage limit {text!r} (e.g. 0, 500M, 2G)")
+    value = int(match.group(1)) * _FACTORS[match.group(2).lower()]
+    if value > 2**63 - 1:
+        raise InvalidValue(f"storage limit too large: {text!r}")
+    return value
+
+
+def parse_messages(text: str) -> int:
+    try:
+        value = int(text.strip(), 10)
+    except ValueError:
+        raise InvalidValue(f"invalid message count {text!r}") from None
+    if not 0 <= value <= 2**63 - 1:
+        raise InvalidValue(f"message count out of range: {text!r}")
+    return value
+
+
+def parse_transport(text: str) -> str:
+    if not _TRANSPORT.match(text) or len(text) > 255:
+        raise InvalidValue(f"invalid transport {text!r} (transport: or transport:nexthop)")
+    return text
+
+
+def parse_services(names: list[str]) -> dict[str, bool]:
+    """The services named are on, all others off."""
+    wanted = {name.lower() for name in names}
+    unknown = wanted - set(SERVICES)
+    if unknown:
+        raise InvalidValue(
+            f"unknown service {sorted(unknown)[0]!r} (services: {', '.join(SERVICES)})"
+        )
+    return {service: service in wanted for service in SERVICES}
+
+
+def format_storage(value: int) -> str:
+    if value == 0:
+        return "unlimited"
+    for unit, factor in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if value >= factor:
+            return f"{value / factor:.2f} {unit}"
+    return f"{value} B"
+
+
+@dataclass(frozen=True)
+class Quota:
+    bytes: int
+    messages: int
+
+    def describe(self) -> str:
+        messages = "unlimited" if self.messages == 0 else f"{self.messages:,}"
+        return f"Storage: {format_storage(self.bytes)}; Messages: {messages}"

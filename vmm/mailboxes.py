@@ -1,0 +1,103 @@
+"""Domain and account directories under the mail root, in vmm's layout:
+``<base>/<hash char>/<gid>`` per domain, ``<domain dir>/<uid>/Maildir`` per account."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+import shutil
+from pathlib import Path
+
+from vmm.errors import InvalidValue, MailDirError
+
+HASH_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def domain_directory(base: Path, gid: int) -> Path:
+    # A random hash directory spreads domains over 36 directories, as vmm does.
+    return base / secrets.choice(HASH_CHARS) / str(gid)
+
+
+def imap_utf7(name: str) -> str:
+    """RFC 3501 5.1.3 modified UTF-7 for an internationalised mailbox name."""
+    out: list[str] = []
+    pending: list[str] = []
+
+    def flush() -> None:
+        if pending:
+            raw = "".join(pending).encode("utf-16-be")
+            out.append("&" + base64.b64encode(raw).decode().rstrip("=").replace("/", ",") + "-")
+            pending.clear()
+
+    for char in name:
+        if 0x20 <= ord(char) <= 0x7E:
+            flush()
+            out.append("&-" if char == "&" else char)
+        else:
+            pending.append(char)
+    flush()
+    return "".join(out)
+
+
+def parse_folders(spec: str) -> list[str]:
+    """mailbox.folders ("Drafts:Sent:Lists.Dovecot") as Maildir++ folder names."""
+    folders = []
+    for name in spec.split(":"):
+        if not name:
+            continue
+        if "/" in name or name.startswith(".") or name.endswith(".") or ".." in name:
+            raise InvalidValue(f"invalid mailbox folder name {name!r} in mailbox.folders")
+        folders.append(imap_utf7(name))
+    return folders
+
+
+def create_domain_dir(path: Path, gid: int, mode: int) -> None:
+    try:
+        path.parent.mkdir(mode=0o751, parents=True, exist_ok=True)
+        path.mkdir(mode=mode)
+        os.chown(path, 0, gid)
+        os.chmod(path, mode)
+    except OSError as exc:
+        raise MailDirError(f"cannot create domain directory {path}: {exc.strerror}") from None
+
+
+def create_account_dir(
+    home: Path, uid: int, gid: int, mode: int, root: str, folders: list[str], subscribe: bool
+) -> None:
+    """The home with an empty Maildir, its folders and their subscriptions."""
+    maildir = home / root
+    made_home = False
+    try:
+        home.mkdir(mode=mode)
+        made_home = True
+        created = [home, maildir]
+        maildir.mkdir(mode=mode)
+        for folder in ["", *("." + name for name in folders)]:
+            box = maildir / folder if folder else maildir
+            if folder:
+                box.mkdir(mode=mode)
+                created.append(box)
+            for sub in ("cur", "new", "tmp"):
+                (box / sub).mkdir(mode=mode)
+                created.append(box / sub)
+        if subscribe and folders:
+            subscriptions = maildir / "subscriptions"
+            subscriptions.write_text("".join(f"{name}\n" for name in folders))
+            created.append(subscriptions)
+        for path in created:
+            os.chown(path, uid, gid)
+            os.chmod(path, mode if path.is_dir() else 0o600)
+    except OSError as exc:
+        if made_home:
+            shutil.rmtree(home, ignore_errors=True)
+        raise MailDirError(f"cannot create mail directory {home}: {exc.strerror}") from None
+
+
+def remove_tree(path: Path) -> None:
+    try:
+        shutil.rmtree(path)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        raise MailDirError(f"cannot remove {path}: {exc.strerror}") from None

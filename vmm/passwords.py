@@ -1,0 +1,155 @@
+"""Password hashes in the formats Dovecot 2.4 verifies: ``{SCHEME}hash``, with the
+``.HEX`` / ``.B64`` encoding suffixes for the plain digest schemes."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import logging
+import secrets
+import string
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from passlib.hash import argon2, bcrypt, sha256_crypt, sha512_crypt
+
+from vmm.errors import InvalidValue
+
+# passlib 1.7.4 logs a harmless traceback while probing bcrypt >= 4's version.
+logging.getLogger("passlib").setLevel(logging.ERROR)
+
+
+@dataclass(frozen=True)
+class Scheme:
+    name: str
+    weak: bool
+    note: str
+
+
+# What vmm writes, strongest first. Every one is verified by `doveadm pw -t` in the
+# e2e tests against the shipped Dovecot.
+WRITABLE = [
+    Scheme("BLF-CRYPT", False, "bcrypt; the default (cost: misc.crypt_blowfish_rounds)"),
+    Scheme("ARGON2ID", False, "memory-hard; 64 MiB per check in Dovecot's auth worker"),
+    Scheme("ARGON2I", False, "memory-hard; 64 MiB per check in Dovecot's auth worker"),
+    Scheme("SHA512-CRYPT", False, "salted, iterated (misc.crypt_sha512_rounds)"),
+    Scheme("SHA256-CRYPT", False, "salted, iterated (misc.crypt_sha256_rounds)"),
+    Scheme("PBKDF2", False, "PBKDF2-HMAC-SHA1, 5000 rounds, Dovecot's format"),
+    Scheme("SSHA512", False, "salted but fast: weak against offline guessing"),
+    Scheme("SSHA256", False, "salted but fast: weak against offline guessing"),
+    Scheme("SSHA", False, "salted SHA-1, fast: weak against offline guessing"),
+    Scheme("SHA512", True, "unsalted digest"),
+    Scheme("SHA256", True, "unsalted digest"),
+    Scheme("SHA1", True, "unsalted digest"),
+]
+# Verified by Dovecot only when auth_allow_weak_schemes is on: accepted solely as
+# ready hashes imported with `userpassword --hash`.
+REFUSED_BY_DOVECOT = ["PLAIN-MD4", "PLAIN-MD5", "LDAP-MD5", "SMD5", "MD5-CRYPT", "DES-CRYPT"]
+# Verified by Dovecot, importable as ready hashes, never written by vmm; the value is
+# whether vmm calls it weak (readable or cheap to guess offline).
+IMPORT_ONLY = {
+    "SCRAM-SHA-1": False, "SCRAM-SHA-256": False, "CRAM-MD5": True, "DIGEST-MD5": True,
+    "CLEAR": True, "PLAIN": True, "SHA": True,
+}
+ENCODINGS = [".HEX", ".B64", ".BASE64"]
+DEFAULT_SCHEME = "BLF-CRYPT"
+_WRITABLE = {scheme.name: scheme for scheme in WRITABLE}
+_DIGESTS: dict[str, Callable[[bytes], bytes]] = {
+    "SHA512": lambda data: hashlib.sha512(data).digest(),
+    "SHA256": lambda data: hashlib.sha256(data).digest(),
+    "SHA1": lambda data: hashlib.sha1(data).digest(),
+}
+_SALTED_DIGESTS = {"SSHA512": "sha512", "SSHA256": "sha256", "SSHA": "sha1"}
+
+
+@dataclass(frozen=True)
+class Rounds:
+    blowfish: int = 10
+    sha256: int = 5000
+    sha512: int = 5000
+
+    def __post_init__(self) -> None:
+        if not 4 <= self.blowfish <= 31:
+            raise InvalidValue("misc.crypt_blowfish_rounds must be in 4-31")
+        for rounds in (self.sha256, self.sha512):
+            if not 1000 <= rounds <= 999_999_999:
+                raise InvalidValue("misc.crypt_sha*_rounds must be in 1000-999999999")
+
+
+def split_scheme(spec: str) -> tuple[str, str]:
+    """``"SSHA512.hex"`` -> ``("SSHA512", ".HEX")``; validates both parts."""
+    name, dot, encoding = spec.upper().partition(".")
+    encoding = dot + encoding
+    if name not in _WRITABLE:
+        known = ", ".join(scheme.name for scheme in WRITABLE)
+        raise InvalidValue(f"unknown or unsupported password scheme {spec!r} (known: {known})")
+    if encoding and encoding not in ENCODINGS:
+        raise InvalidValue(f"unknown encoding suffix {encoding!r} (known: {' '.join(ENCODINGS)})")
+    if encoding and name not in _DIGESTS and name not in _SALTED_DIGESTS:
+        raise InvalidValue(f"the scheme {name} takes no encoding suffix")
+    return name, encoding
+
+
+def hash_password(password: str, spec: str = DEFAULT_SCHEME, rounds: Rounds | None = None) -> str:
+    """The ``{SCHEME}hash`` of ``password`` as Dovecot expects it."""
+    rounds = rounds or Rounds()
+    name, encoding = split_scheme(spec)
+    secret = password.encode("utf-8")
+    if name == "BLF-CRYPT":
+        value = bcrypt.using(rounds=rounds.blowfish, ident="2y").hash(password)
+    elif name in ("ARGON2ID", "ARGON2I"):
+        # libsodium, which Dovecot uses, verifies parallelism 1 only.
+        value = argon2.using(
+            type="id" if name == "ARGON2ID" else "i",
+            memory_cost=65536, time_cost=3, parallelism=1,
+        ).hash(password)
+    elif name == "SHA512-CRYPT":
+        value = sha512_crypt.using(rounds=rounds.sha512).hash(password)
+    elif name == "SHA256-CRYPT":
+        value = sha256_crypt.using(rounds=rounds.sha256).hash(password)
+    elif name == "PBKDF2":
+        value = _pbkdf2(secret)
+    elif name in _SALTED_DIGESTS:
+        salt = secrets.token_bytes(16)
+        value = _encode(hashlib.new(_SALTED_DIGESTS[name], secret + salt).digest() + salt, encoding)
+    else:
+        value = _encode(_DIGESTS[name](secret), encoding)
+    return "{" + name + encoding + "}" + value
+
+
+def _pbkdf2(secret: bytes, iterations: int = 5000) -> str:
+    # Dovecot's PBKDF2 format: $1$<salt>$<rounds>$<hex PBKDF2-HMAC-SHA1, 20 bytes>.
+    alphabet = string.ascii_letters + string.digits
+    salt = "".join(secrets.choice(alphabet) for _ in range(16))
+    derived = hashlib.pbkdf2_hmac("sha1", secret, salt.encode(), iterations, 20)
+    return f"$1${salt}${iterations}${derived.hex()}"
+
+
+def _encode(raw: bytes, encoding: str) -> str:
+    return raw.hex() if encoding == ".HEX" else base64.b64encode(raw).decode("ascii")
+
+
+def check_ready_hash(value: str, allow_weak: bool) -> tuple[str, bool]:
+    """Validate an imported ``{SCHEME}hash``; returns it and whether it is weak."""
+    if not value.startswith("{") or "}" not in value:
+        raise InvalidValue("a ready hash must start with {SCHEME}, as `doveadm pw` prints it")
+    spec, _, digest = value[1:].partition("}")
+    name = spec.upper().partition(".")[0]
+    if not digest or any(ch.isspace() or ord(ch) < 32 for ch in digest):
+        raise InvalidValue("the hash after {SCHEME} is empty or holds white space")
+    if name in REFUSED_BY_DOVECOT:
+        if not allow_weak:
+            raise InvalidValue(
+                f"{name} is a weak scheme Dovecot refuses; enable weak schemes to import it"
+            )
+        return "{" + spec.upper() + "}" + digest, True
+    if name not in _WRITABLE and name not in IMPORT_ONLY:
+        raise InvalidValue(f"unknown password scheme {name!r}")
+    weak = IMPORT_ONLY[name] if name in IMPORT_ONLY else _WRITABLE[name].weak
+    return "{" + spec.upper() + "}" + digest, weak
+
+
+def random_password(length: int) -> str:
+    """A generated password of at least 8 characters, unambiguous to read aloud."""
+    alphabet = "".join(ch for ch in string.ascii_letters + string.digits if ch not in "Il1O0o")
+    return "".join(secrets.choice(alphabet) for _ in range(max(8, length)))

@@ -1,0 +1,119 @@
+"""vmm.cfg's options (vmm.cfg(5)), kept in the ``settings`` table so that every
+container sees what ``configset`` wrote. Only options that differ from the default are
+stored."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import psycopg
+
+from vmm.errors import InvalidValue, NotFound
+from vmm.limits import parse_storage, parse_transport
+
+_TRUE = {"1", "yes", "true", "on"}
+_FALSE = {"0", "no", "false", "off"}
+
+
+def parse_bool(text: str) -> bool:
+    word = text.strip().lower()
+    if word in _TRUE:
+        return True
+    if word in _FALSE:
+        return False
+    raise InvalidValue(f"not a boolean: {text!r} (use true/false, yes/no, on/off, 1/0)")
+
+
+def parse_int(text: str) -> int:
+    try:
+        return int(text.strip(), 10)
+    except ValueError:
+        raise InvalidValue(f"not an integer: {text!r}") from None
+
+
+def _parse_str(text: str) -> str:
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
+        raise InvalidValue("control characters are not allowed in a setting")
+    return text
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str
+    default: str
+    parse: Callable[[str], object]
+    help: str
+
+
+_OPTIONS = [
+    Option("account.delete_directory", "false", parse_bool, "delete the home directory with the account"),
+    Option("account.directory_mode", "448", parse_int, "mode of an account's directories (decimal)"),
+    Option("account.disk_usage", "false", parse_bool, "always show the disk usage in userinfo"),
+    Option("account.password_length", "16", parse_int, "length of generated passwords (>= 8)"),
+    Option("account.random_password", "false", parse_bool, "generate a password when none is given"),
+    Option("domain.auto_postmaster", "true", parse_bool, "create postmaster@ with each new domain"),
+    Option("domain.delete_directory", "false", parse_bool, "delete the domain directory with the domain"),
+    Option("domain.directory_mode", "504", parse_int, "mode of a domain directory (decimal)"),
+    Option("domain.force_deletion", "false", parse_bool, "domaindelete always acts as with --force"),
+    Option("domain.imap", "true", parse_bool, "new domains allow IMAP"),
+    Option("domain.pop3", "true", parse_bool, "new domains allow POP3"),
+    Option("domain.sieve", "true", parse_bool, "new domains allow ManageSieve"),
+    Option("domain.smtp", "true", parse_bool, "new domains allow SMTP AUTH"),
+    Option("domain.quota_bytes", "0", parse_storage, "storage quota of new domains (b, k, M, G suffix)"),
+    Option("domain.quota_messages", "0", parse_int, "message quota of new domains"),
+    Option("domain.transport", "lmtp:inet:dovecot:24", parse_transport, "transport of new domains"),
+    Option("mailbox.folders", "Drafts:Sent:Templates:Trash", _parse_str, "folders created with an account"),
+    Option("mailbox.format", "maildir", _parse_str, "mailbox format (maildir)"),
+    Option("mailbox.root", "Maildir", _parse_str, "mailbox root in the home directory"),
+    Option("mailbox.subscribe", "true", parse_bool, "subscribe the created folders"),
+    Option("misc.base_directory", "/srv/mail", _parse_str, "where domain directories are created"),
+    Option("misc.crypt_blowfish_rounds", "10", parse_int, "cost of BLF-CRYPT (4-31)"),
+    Option("misc.crypt_sha256_rounds", "5000", parse_int, "rounds of SHA256-CRYPT"),
+    Option("misc.crypt_sha512_rounds", "5000", parse_int, "rounds of SHA512-CRYPT"),
+    Option("misc.password_scheme", "BLF-CRYPT", _parse_str, "scheme of new password hashes (vmm lp)"),
+]
+OPTIONS: dict[str, Option] = {option.name: option for option in _OPTIONS}
+
+
+def option(name: str) -> Option:
+    try:
+        return OPTIONS[name]
+    except KeyError:
+        raise NotFound(f"unknown configuration option: {name!r}") from None
+
+
+class Settings:
+    """The options in force, read once per command from the database."""
+
+    def __init__(self, stored: dict[str, str]) -> None:
+        self._values = {name: stored.get(name, opt.default) for name, opt in OPTIONS.items()}
+
+    @classmethod
+    def load(cls, conn: psycopg.Connection[tuple[str, str]]) -> Settings:
+        rows = conn.execute("SELECT name, value FROM settings").fetchall()
+        return cls(dict(rows))
+
+    def get(self, name: str) -> str:
+        return self._values[option(name).name]
+
+    def flag(self, name: str) -> bool:
+        return parse_bool(self.get(name))
+
+    def number(self, name: str) -> int:
+        return parse_int(self.get(name))
+
+    def items(self) -> list[tuple[str, str]]:
+        return sorted(self._values.items())
+
+
+def store(conn: psycopg.Connection[tuple[str, str]], name: str, value: str) -> str:
+    """Validate and store one option; returns the value as stored."""
+    opt = option(name)
+    opt.parse(value)
+    conn.execute(
+        "INSERT INTO settings (name, value) VALUES (%s, %s)"
+        " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+        (opt.name, value),
+    )
+    return value
