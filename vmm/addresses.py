@@ -46,7 +46,7 @@ class DomainName:
         if len(labels) < 2:
             raise InvalidValue(f"not a fully qualified domain name: {text!r}")
         for label in labels:
-            if not _LABEL.match(label):
+            if not _LABEL.fullmatch(label):
                 raise InvalidValue(f"invalid domain name {text!r}: bad label {label!r}")
         if labels[-1].isdigit():
             raise InvalidValue(f"invalid domain name {text!r}: top-level label is numeric")
@@ -86,7 +86,7 @@ class EmailAddress:
             raise InvalidValue(
                 f"invalid e-mail address {text!r}: local part longer than {MAX_LOCAL_PART}"
             )
-        if not _LOCAL_PART.match(local):
+        if not _LOCAL_PART.fullmatch(local):
             raise InvalidValue(f"invalid e-mail address {text!r}: bad character in local part")
         domain = DomainName.parse(domain_text)
         address = cls(local, domain)

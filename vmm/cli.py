@@ -299,7 +299,7 @@ def userinfo(
 @app.command("migrate")
 def migrate() -> None:
     """Apply the database schema migrations that are not applied yet."""
-    with session(attempts=30) as (conn, _):
+    with db.connect(Runtime.from_env(), attempts=30) as conn, db.transaction(conn):
         for name in db.migrate(conn):
             typer.echo(f"applied {name}")
 

@@ -17,7 +17,7 @@ _TRANSPORT = re.compile(r"^[a-z0-9][a-z0-9._-]*:[^\s]*$", re.IGNORECASE)
 
 def parse_storage(text: str) -> int:
     """vmm's storage syntax: an integer with an optional b, k, M or G suffix."""
-    match = _STORAGE.match(text.strip())
+    match = _STORAGE.fullmatch(text.strip())
     if not match:
         raise InvalidValue(f"invalid storage limit {text!r} (e.g. 0, 500M, 2G)")
     value = int(match.group(1)) * _FACTORS[match.group(2).lower()]
@@ -37,7 +37,7 @@ def parse_messages(text: str) -> int:
 
 
 def parse_transport(text: str) -> str:
-    if not _TRANSPORT.match(text) or len(text) > 255:
+    if not _TRANSPORT.fullmatch(text) or len(text) > 255:
         raise InvalidValue(f"invalid transport {text!r} (transport: or transport:nexthop)")
     return text
 

@@ -11,6 +11,7 @@ import psycopg
 
 from vmm.errors import InvalidValue, NotFound
 from vmm.limits import parse_storage, parse_transport
+from vmm.passwords import split_scheme
 
 _TRUE = {"1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}
@@ -71,7 +72,7 @@ _OPTIONS = [
     Option("misc.crypt_blowfish_rounds", "10", parse_int, "cost of BLF-CRYPT (4-31)"),
     Option("misc.crypt_sha256_rounds", "5000", parse_int, "rounds of SHA256-CRYPT"),
     Option("misc.crypt_sha512_rounds", "5000", parse_int, "rounds of SHA512-CRYPT"),
-    Option("misc.password_scheme", "BLF-CRYPT", _parse_str, "scheme of new password hashes (vmm lp)"),
+    Option("misc.password_scheme", "BLF-CRYPT", split_scheme, "scheme of new password hashes (vmm lp)"),
 ]
 OPTIONS: dict[str, Option] = {option.name: option for option in _OPTIONS}
 

@@ -1,0 +1,92 @@
+"""domainadd, useradd, userinfo and friends against the real database and mail root."""
+
+from __future__ import annotations
+
+import json
+import stat
+from pathlib import Path
+
+from passlib.hash import bcrypt
+
+from tests.integration.conftest import Cli
+
+
+def test_domainadd_creates_domain_directory_and_postmaster(cli: Cli) -> None:
+    cli.ok("domainadd", "example.org", "--password-stdin", stdin="pm-secret\n")
+    info = json.loads(cli.ok("domaininfo", "example.org", "--json"))
+    assert info["domain"] == "example.org"
+    assert info["accounts"] == 1
+    directory = Path(info["directory"])
+    assert directory.parent.parent == cli.mail_root
+    assert directory.is_dir() and directory.stat().st_gid == info["gid"]
+    assert stat.S_IMODE(directory.stat().st_mode) == 0o770
+    postmaster = json.loads(cli.ok("userinfo", "postmaster@example.org", "--json"))
+    assert postmaster["gid"] == info["gid"]
+
+
+def test_useradd_stores_a_hash_never_the_password(cli: Cli) -> None:
+    cli.ok("configset", "domain.auto_postmaster", "false")
+    cli.ok("da", "example.org")
+    cli.ok("ua", "Alice@Example.org", "--password-stdin", stdin="wonder land\n")
+    [(stored,)] = cli.sql("SELECT passwd FROM users WHERE local_part = 'alice'")
+    assert isinstance(stored, str) and stored.startswith("{BLF-CRYPT}")
+    assert "wonder land" not in stored
+    assert bcrypt.verify("wonder land", stored.removeprefix("{BLF-CRYPT}"))
+
+
+def test_useradd_creates_the_maildir_with_folders_owned_by_the_account(cli: Cli) -> None:
+    cli.ok("configset", "domain.auto_postmaster", "false")
+    cli.ok("da", "example.org")
+    cli.ok("ua", "alice@example.org", "--password-stdin", stdin="pw\n")
+    info = json.loads(cli.ok("ui", "alice@example.org", "--json"))
+    home = Path(info["home"])
+    assert home.name == str(info["uid"])
+    maildir = home / "Maildir"
+    for box in (maildir, maildir / ".Drafts", maildir / ".Sent", maildir / ".Trash"):
+        for sub in ("cur", "new", "tmp"):
+            path = box / sub
+            assert path.is_dir(), path
+            assert (path.stat().st_uid, path.stat().st_gid) == (info["uid"], info["gid"])
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+    assert (maildir / "subscriptions").read_text().split() == [
+        "Drafts", "Sent", "Templates", "Trash",
+    ]
+
+
+def test_userinfo_text_shows_what_was_stored(cli: Cli) -> None:
+    cli.ok("configset", "domain.auto_postmaster", "false")
+    cli.ok("da", "example.org")
+    cli.ok("ua", "bob@example.org", "-n", "night shift", "--password-stdin", stdin="pw\n")
+    out = cli.ok("userinfo", "bob@example.org")
+    assert "Address..........: bob@example.org" in out
+    assert "Note.............: night shift" in out
+    assert "IMAP.............: enabled" in out
+
+
+def test_random_password_is_printed_once(cli: Cli) -> None:
+    cli.ok("configset", "domain.auto_postmaster", "false")
+    cli.ok("configset", "account.random_password", "true")
+    cli.ok("da", "example.org")
+    out = cli.ok("ua", "carol@example.org")
+    generated = out.strip().removeprefix("Generated password: ")
+    assert len(generated) == 16
+    [(stored,)] = cli.sql("SELECT passwd FROM users WHERE local_part = 'carol'")
+    assert bcrypt.verify(generated, str(stored).removeprefix("{BLF-CRYPT}"))
+
+
+def test_getuser_finds_the_address_of_a_uid(cli: Cli) -> None:
+    cli.ok("configset", "domain.auto_postmaster", "false")
+    cli.ok("da", "example.org")
+    cli.ok("ua", "dave@example.org", "--password-stdin", stdin="pw\n")
+    uid = json.loads(cli.ok("ui", "dave@example.org", "--json"))["uid"]
+    assert "dave@example.org" in cli.ok("getuser", str(uid))
+
+
+def test_configset_is_seen_by_the_next_command(cli: Cli) -> None:
+    cli.ok("cs", "misc.password_scheme", "SHA512-CRYPT")
+    assert cli.ok("cg", "misc.password_scheme").strip() == "misc.password_scheme = SHA512-CRYPT"
+
+
+def test_migrate_is_idempotent(cli: Cli) -> None:
+    assert cli.ok("migrate") == ""
+    assert cli.sql("SELECT count(*) FROM schema_migrations") == [(1,)]

@@ -1,0 +1,54 @@
+"""Every config template renders with a typed context (golden files), and a missing
+value fails instead of rendering as an empty string."""
+
+import os
+from pathlib import Path
+
+import pytest
+from jinja2 import UndefinedError
+
+from vmm import render
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "config-templates"
+GOLDEN = ROOT / "tests" / "fixtures" / "golden"
+COMMON = {
+    "hostname": "mail.example.test", "domain": "example.test", "db_host": "postgres",
+    "db_name": "mailsys", "db_password": "s3cret", "lmtp_port": 24, "auth_port": 12345,
+    "tls_cert": "/etc/vmm/tls/cert.pem", "tls_key": "/etc/vmm/tls/key.pem",
+}
+CONTEXTS: dict[str, render.Context] = {
+    "postgres": render.PostgresContext(),
+    "postfix": render.PostfixContext(dovecot_host="dovecot", **COMMON),  # type: ignore[arg-type]
+    "dovecot": render.DovecotContext(**COMMON),  # type: ignore[arg-type]
+}
+
+
+@pytest.mark.parametrize("service", sorted(CONTEXTS))
+def test_rendered_configs_match_the_golden_files(service: str, tmp_path: Path) -> None:
+    written = render.render(service, CONTEXTS[service], tmp_path, TEMPLATES)
+    assert written
+    golden_dir = GOLDEN / service
+    for path in written:
+        relative = path.relative_to(tmp_path)
+        golden = golden_dir / relative
+        if os.environ.get("UPDATE_GOLDEN") == "1":
+            golden.parent.mkdir(parents=True, exist_ok=True)
+            golden.write_text(path.read_text())
+        assert path.read_text() == golden.read_text(), f"{service}/{relative} differs"
+        assert path.stat().st_mode & 0o777 == 0o640
+    expected = {p.relative_to(golden_dir) for p in golden_dir.rglob("*") if p.is_file()}
+    assert {p.relative_to(tmp_path) for p in written} == expected
+
+
+def test_partials_are_not_written(tmp_path: Path) -> None:
+    written = render.render("postfix", CONTEXTS["postfix"], tmp_path, TEMPLATES)
+    assert not [path for path in written if path.name.startswith("_")]
+    assert (tmp_path / "sql" / "virtual_alias_maps.cf").read_text().count("password = s3cret") == 1
+
+
+def test_a_missing_value_fails_the_render(tmp_path: Path) -> None:
+    (tmp_path / "templates" / "broken").mkdir(parents=True)
+    (tmp_path / "templates" / "broken" / "x.conf.j2").write_text("port = {{ no_such_value }}\n")
+    with pytest.raises(UndefinedError):
+        render.render("broken", render.PostgresContext(), tmp_path / "out", tmp_path / "templates")
