@@ -1,0 +1,116 @@
+"""The whole stack from compose.yaml, under its own project name and on random
+loopback ports, with named wait helpers. Every test module gets a fresh stack."""
+
+from __future__ import annotations
+
+import imaplib
+import os
+import smtplib
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from testcontainers.compose import DockerCompose
+
+ROOT = Path(__file__).resolve().parents[2]
+PORTS = {"SMTP": 25, "SUBMISSIONS": 465, "SUBMISSION": 587, "IMAP": 143, "IMAPS": 993,
+         "POP3": 110, "POP3S": 995, "SIEVE": 4190}
+SERVICE_OF_PORT = {25: "postfix", 465: "postfix", 587: "postfix"}
+
+
+def tls_context() -> ssl.SSLContext:
+    # The stack's certificate is self-signed on first start.
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+@dataclass
+class Stack:
+    compose: DockerCompose
+    project: str
+
+    def port(self, container_port: int) -> int:
+        service = SERVICE_OF_PORT.get(container_port, "dovecot")
+        return int(self.compose.get_service_port(service, container_port))
+
+    def vmm(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`docker compose run --rm vmm ...`, the way a postmaster runs it."""
+        return subprocess.run(
+            ["docker", "compose", "run", "--rm", "-T", "vmm", *args], cwd=ROOT, input=stdin,
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+
+    def vmm_ok(self, *args: str, stdin: str | None = None) -> str:
+        result = self.vmm(*args, stdin=stdin)
+        assert result.returncode == 0, f"vmm {' '.join(args)}: {result.stderr}"
+        return result.stdout
+
+    def exec(self, service: str, *command: str) -> tuple[str, str, int]:
+        stdout, stderr, code = self.compose.exec_in_container(list(command), service)
+        return str(stdout), str(stderr), int(code)
+
+    def smtp(self, container_port: int = 25) -> smtplib.SMTP:
+        client = smtplib.SMTP("127.0.0.1", self.port(container_port), timeout=30)
+        client.ehlo("client.example")
+        return client
+
+    def imap_login(self, user: str, password: str) -> imaplib.IMAP4:
+        client = imaplib.IMAP4("127.0.0.1", self.port(143), timeout=30)
+        try:
+            client.starttls(ssl_context=tls_context())
+            client.login(user, password)
+        except imaplib.IMAP4.error:
+            client.shutdown()
+            raise
+        return client
+
+    def add_account(self, address: str, password: str) -> None:
+        self.vmm_ok("useradd", address, "--password-stdin", stdin=password + "\n")
+
+
+def wait_until_delivered(
+    stack: Stack, user: str, password: str, count: int = 1, timeout: float = 30
+) -> list[bytes]:
+    """The INBOX messages of ``user`` once there are ``count``, polled over IMAP."""
+    deadline = time.monotonic() + timeout
+    while True:
+        client = stack.imap_login(user, password)
+        try:
+            client.select("INBOX", readonly=True)
+            _, data = client.search(None, "ALL")
+            numbers = data[0].split()
+            if len(numbers) >= count:
+                messages = []
+                for number in numbers:
+                    _, fetched = client.fetch(number, "(BODY.PEEK[])")
+                    item = fetched[0]
+                    assert isinstance(item, tuple)
+                    messages.append(item[1])
+                return messages
+        finally:
+            client.logout()
+        assert time.monotonic() < deadline, f"{count} message(s) for {user} not delivered"
+        time.sleep(0.3)
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+    project = f"vmmtest-{request.module.__name__.rpartition('.')[2].replace('_', '-')}"
+    saved = dict(os.environ)
+    os.environ["COMPOSE_PROJECT_NAME"] = project
+    # An empty host port publishes on a random free port of 127.0.0.1.
+    os.environ.update({f"VMM_PORT_{name}": "" for name in PORTS})
+    compose = DockerCompose(ROOT, compose_file_name="compose.yaml", wait=True)
+    try:
+        compose.start()
+        yield Stack(compose, project)
+    finally:
+        compose.stop(down=True)
+        os.environ.clear()
+        os.environ.update(saved)
