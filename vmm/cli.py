@@ -313,8 +313,8 @@ def setup() -> None:
         typer.echo(f"created a self-signed certificate for {runtime.hostname}")
     with db.connect(runtime, attempts=60) as conn, db.transaction(conn):
         new_database = db.schema_version(conn) == 0
-        for name in db.migrate(conn):
-            typer.echo(f"applied {name}")
+        for migration in db.migrate(conn):
+            typer.echo(f"applied {migration}")
         if new_database:
             name = DomainName.parse(runtime.domain)
             create_domain(conn, Settings.load(conn), name, None, "the default domain (VMM_DOMAIN)")

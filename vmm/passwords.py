@@ -8,7 +8,6 @@ import hashlib
 import logging
 import secrets
 import string
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from passlib.hash import argon2, bcrypt, sha256_crypt, sha512_crypt
@@ -54,11 +53,8 @@ IMPORT_ONLY = {
 ENCODINGS = [".HEX", ".B64", ".BASE64"]
 DEFAULT_SCHEME = "BLF-CRYPT"
 _WRITABLE = {scheme.name: scheme for scheme in WRITABLE}
-_DIGESTS: dict[str, Callable[[bytes], bytes]] = {
-    "SHA512": lambda data: hashlib.sha512(data).digest(),
-    "SHA256": lambda data: hashlib.sha256(data).digest(),
-    "SHA1": lambda data: hashlib.sha1(data).digest(),
-}
+# Dovecot's plain digest schemes and the hashlib algorithm behind each.
+_DIGESTS = {"SHA512": "sha512", "SHA256": "sha256", "SHA1": "sha1"}
 _SALTED_DIGESTS = {"SSHA512": "sha512", "SSHA256": "sha256", "SSHA": "sha1"}
 
 
@@ -113,7 +109,7 @@ def hash_password(password: str, spec: str = DEFAULT_SCHEME, rounds: Rounds | No
         salt = secrets.token_bytes(16)
         value = _encode(hashlib.new(_SALTED_DIGESTS[name], secret + salt).digest() + salt, encoding)
     else:
-        value = _encode(_DIGESTS[name](secret), encoding)
+        value = _encode(hashlib.new(_DIGESTS[name], secret).digest(), encoding)
     return "{" + name + encoding + "}" + value
 
 

@@ -81,7 +81,7 @@ def render(service: str, context: Context, dest: Path, template_root: Path = TEM
         loader=FileSystemLoader(template_root / service),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,
+        autoescape=False,  # noqa: S701 (daemon configs, not HTML)
     )
     values = dataclasses.asdict(context)
     gid = grp.getgrnam(group).gr_gid if group else -1

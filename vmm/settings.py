@@ -4,11 +4,10 @@ stored."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
-import psycopg
-
+from vmm.db import Connection
 from vmm.errors import InvalidValue, NotFound
 from vmm.limits import parse_storage, parse_transport
 from vmm.passwords import split_scheme
@@ -91,9 +90,9 @@ class Settings:
         self._values = {name: stored.get(name, opt.default) for name, opt in OPTIONS.items()}
 
     @classmethod
-    def load(cls, conn: psycopg.Connection[tuple[str, str]]) -> Settings:
+    def load(cls, conn: Connection) -> Settings:
         rows = conn.execute("SELECT name, value FROM settings").fetchall()
-        return cls(dict(rows))
+        return cls({str(name): str(value) for name, value in rows})
 
     def get(self, name: str) -> str:
         return self._values[option(name).name]
@@ -108,7 +107,7 @@ class Settings:
         return sorted(self._values.items())
 
 
-def store(conn: psycopg.Connection[tuple[str, str]], name: str, value: str) -> str:
+def store(conn: Connection, name: str, value: str) -> str:
     """Validate and store one option; returns the value as stored."""
     opt = option(name)
     opt.parse(value)

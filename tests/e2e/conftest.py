@@ -37,7 +37,9 @@ class Stack:
 
     def port(self, container_port: int) -> int:
         service = SERVICE_OF_PORT.get(container_port, "dovecot")
-        return int(self.compose.get_service_port(service, container_port))
+        port = self.compose.get_service_port(service, container_port)
+        assert port is not None, f"{service} does not publish {container_port}"
+        return int(port)
 
     def vmm(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
         """`docker compose run --rm vmm ...`, the way a postmaster runs it."""

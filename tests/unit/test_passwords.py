@@ -31,8 +31,8 @@ def _verify(stored: str, password: str) -> bool:
     algorithm = {"SSHA512": "sha512", "SSHA256": "sha256", "SSHA": "sha1", "SHA512": "sha512",
                  "SHA256": "sha256", "SHA1": "sha1"}[name]
     size = hashlib.new(algorithm).digest_size
-    digest, salt = raw[:size], raw[size:]
-    return hashlib.new(algorithm, password.encode() + salt).digest() == digest
+    expected, tail = raw[:size], raw[size:]
+    return hashlib.new(algorithm, password.encode() + tail).digest() == expected
 
 
 @pytest.mark.parametrize("scheme", [s.name for s in passwords.WRITABLE])
