@@ -117,3 +117,42 @@ def add(conn: Connection, address: EmailAddress, domain: Domain, password_hash: 
     )
     return get(conn, address)
 
+
+
+def delete(conn: Connection, account: Account) -> None:
+    conn.execute("DELETE FROM users WHERE uid = %s", (account.uid,))
+
+
+def set_password(conn: Connection, account: Account, password_hash: str) -> None:
+    conn.execute("UPDATE users SET passwd = %s WHERE uid = %s", (password_hash, account.uid))
+
+
+def set_name(conn: Connection, account: Account, name: str | None) -> None:
+    conn.execute("UPDATE users SET name = %s WHERE uid = %s", (name, account.uid))
+
+
+def set_note(conn: Connection, account: Account, note: str | None) -> None:
+    conn.execute("UPDATE users SET note = %s WHERE uid = %s", (note, account.uid))
+
+
+def set_quota(conn: Connection, account: Account, quota: Quota | None) -> None:
+    """The account's own quota; None falls back to the domain's."""
+    conn.execute(
+        "UPDATE users SET quota_bytes = %s, quota_messages = %s WHERE uid = %s",
+        (quota.bytes if quota else None, quota.messages if quota else None, account.uid),
+    )
+
+
+def set_services(conn: Connection, account: Account, services: dict[str, bool] | None) -> None:
+    """The account's own services; None falls back to the domain's."""
+    values = services or dict.fromkeys(SERVICES)
+    conn.execute(
+        "UPDATE users SET smtp = %(smtp)s, pop3 = %(pop3)s, imap = %(imap)s,"
+        " sieve = %(sieve)s WHERE uid = %(uid)s",
+        {**values, "uid": account.uid},
+    )
+
+
+def set_transport(conn: Connection, account: Account, transport: str | None) -> None:
+    """The account's own transport; None falls back to the domain's."""
+    conn.execute("UPDATE users SET transport = %s WHERE uid = %s", (transport, account.uid))

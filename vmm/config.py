@@ -25,6 +25,7 @@ class Runtime:
     auth_port: int
     secrets_dir: Path
     tls_dir: Path
+    allow_weak_schemes: bool
 
     @classmethod
     def from_env(cls) -> Runtime:
@@ -42,6 +43,8 @@ class Runtime:
             auth_port=int(env.get("VMM_AUTH_PORT", "12345")),
             secrets_dir=Path(env.get("VMM_SECRETS_DIR", "/run/vmm-secrets")),
             tls_dir=Path(env.get("VMM_TLS_DIR", "/etc/vmm/tls")),
+            # Also renders Dovecot's auth_allow_weak_schemes: one switch for both.
+            allow_weak_schemes=env.get("VMM_ALLOW_WEAK_SCHEMES", "no").lower() in ("yes", "true", "1", "on"),
         )
 
     def db_password(self, role: str) -> str:

@@ -116,9 +116,9 @@ def counts(conn: Connection, gid: int) -> Counts:
     row = conn.execute(
         """SELECT (SELECT count(*) FROM domain_name WHERE gid = %(gid)s AND NOT is_primary),
                   (SELECT count(*) FROM users WHERE gid = %(gid)s),
-                  (SELECT count(DISTINCT address) FROM alias WHERE gid = %(gid)s),
+                  (SELECT count(DISTINCT address) FROM alias WHERE gid = %(gid)s AND address <> ''),
                   (SELECT count(*) FROM relocated WHERE gid = %(gid)s),
-                  (SELECT count(*) FROM catchall WHERE gid = %(gid)s)""",
+                  (SELECT count(*) FROM alias WHERE gid = %(gid)s AND address = '')""",
         {"gid": gid},
     ).fetchone()
     assert row is not None  # an aggregate always returns a row
@@ -136,6 +136,95 @@ def delete(conn: Connection, domain: Domain, force: bool) -> None:
         )
     conn.execute("DELETE FROM alias WHERE gid = %s", (domain.gid,))
     conn.execute("DELETE FROM relocated WHERE gid = %s", (domain.gid,))
-    conn.execute("DELETE FROM catchall WHERE gid = %s", (domain.gid,))
     conn.execute("DELETE FROM users WHERE gid = %s", (domain.gid,))
     conn.execute("DELETE FROM domain_data WHERE gid = %s", (domain.gid,))
+
+
+def names(conn: Connection, gid: int) -> list[str]:
+    """Every name of the domain, the primary one first."""
+    rows = conn.execute(
+        "SELECT domainname FROM domain_name WHERE gid = %s ORDER BY is_primary DESC, domainname",
+        (gid,),
+    ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def alias_domain_target(conn: Connection, name: DomainName) -> Domain:
+    """The domain an alias domain belongs to; NotFound if ``name`` is no alias domain."""
+    domain = find(conn, name)
+    if domain is None or domain.name == name.ace:
+        raise NotFound(f"the alias domain {name.unicode!r} does not exist")
+    return domain
+
+
+def add_alias_domain(conn: Connection, name: DomainName, target: Domain) -> None:
+    conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name.ace,))
+    existing = find(conn, name)
+    if existing is not None:
+        kind = "domain" if existing.name == name.ace else f"alias domain of {existing.name}"
+        raise AlreadyExists(f"{name.unicode!r} already exists as a {kind}")
+    conn.execute(
+        "INSERT INTO domain_name (domainname, gid, is_primary) VALUES (%s, %s, false)",
+        (name.ace, target.gid),
+    )
+
+
+def switch_alias_domain(conn: Connection, name: DomainName, target: Domain) -> None:
+    current = alias_domain_target(conn, name)
+    if current.gid == target.gid:
+        raise AlreadyExists(f"{name.unicode!r} already belongs to {target.name}")
+    conn.execute("UPDATE domain_name SET gid = %s WHERE domainname = %s", (target.gid, name.ace))
+
+
+def delete_alias_domain(conn: Connection, name: DomainName) -> None:
+    alias_domain_target(conn, name)
+    conn.execute("DELETE FROM domain_name WHERE domainname = %s AND NOT is_primary", (name.ace,))
+
+
+def set_quota(conn: Connection, domain: Domain, quota: Quota, force: bool) -> None:
+    """The accounts' default quota; ``force`` also drops every account's override."""
+    conn.execute(
+        "UPDATE domain_data SET quota_bytes = %s, quota_messages = %s WHERE gid = %s",
+        (quota.bytes, quota.messages, domain.gid),
+    )
+    if force:
+        conn.execute(
+            "UPDATE users SET quota_bytes = NULL, quota_messages = NULL WHERE gid = %s",
+            (domain.gid,),
+        )
+
+
+def set_services(conn: Connection, domain: Domain, services: dict[str, bool], force: bool) -> None:
+    conn.execute(
+        "UPDATE domain_data SET smtp = %(smtp)s, pop3 = %(pop3)s, imap = %(imap)s,"
+        " sieve = %(sieve)s WHERE gid = %(gid)s",
+        {**services, "gid": domain.gid},
+    )
+    if force:
+        conn.execute(
+            "UPDATE users SET smtp = NULL, pop3 = NULL, imap = NULL, sieve = NULL WHERE gid = %s",
+            (domain.gid,),
+        )
+
+
+def set_transport(conn: Connection, domain: Domain, transport: str, force: bool) -> None:
+    conn.execute("UPDATE domain_data SET transport = %s WHERE gid = %s", (transport, domain.gid))
+    if force:
+        conn.execute("UPDATE users SET transport = NULL WHERE gid = %s", (domain.gid,))
+
+
+def set_note(conn: Connection, domain: Domain, note: str | None) -> None:
+    conn.execute("UPDATE domain_data SET note = %s WHERE gid = %s", (note, domain.gid))
+
+
+def listing(conn: Connection, pattern: str | None) -> list[tuple[str, bool, str]]:
+    """(name, is_primary, primary name) of every domain name matching the LIKE pattern,
+    each alias domain right after its primary domain."""
+    rows = conn.execute(
+        """SELECT n.domainname, n.is_primary, p.domainname
+             FROM domain_name n JOIN domain_name p ON p.gid = n.gid AND p.is_primary
+            WHERE %(pattern)s::text IS NULL OR n.domainname LIKE %(pattern)s
+            ORDER BY p.domainname, n.is_primary DESC, n.domainname""",
+        {"pattern": pattern},
+    ).fetchall()
+    return [(str(name), bool(primary), str(owner)) for name, primary, owner in rows]

@@ -101,3 +101,31 @@ def remove_tree(path: Path) -> None:
         pass
     except OSError as exc:
         raise MailDirError(f"cannot remove {path}: {exc.strerror}") from None
+
+
+def retire(path: Path) -> Path | None:
+    """Step one of removing a directory inside a transaction: rename it out of the way
+    (atomic, reversible with ``restore``); the caller deletes it after the commit."""
+    if not path.exists():
+        return None
+    retired = path.with_name(f".{path.name}.deleted-{secrets.token_hex(4)}")
+    try:
+        path.rename(retired)
+    except OSError as exc:
+        raise MailDirError(f"cannot remove {path}: {exc.strerror}") from None
+    return retired
+
+
+def restore(retired: Path, path: Path) -> None:
+    retired.rename(path)
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes allocated below ``path``, as du(1) counts them."""
+    total = 0
+    for entry in [path, *path.rglob("*")]:
+        try:
+            total += entry.lstat().st_blocks * 512
+        except FileNotFoundError:
+            continue
+    return total

@@ -103,7 +103,8 @@ def wait_until_delivered(
 
 @pytest.fixture(scope="module")
 def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
-    project = f"vmmtest-{request.module.__name__.rpartition('.')[2].replace('_', '-')}"
+    module = request.module.__name__.rpartition(".")[2].replace("_", "-")
+    project = f"vmmtest-{module}-{os.getpid()}"
     saved = dict(os.environ)
     os.environ["COMPOSE_PROJECT_NAME"] = project
     # An empty host port publishes on a random free port of 127.0.0.1.

@@ -17,7 +17,7 @@ import pytest
 from testcontainers.core.container import DockerContainer
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = "settings, alias, relocated, catchall, users, domain_name, domain_data"
+TABLES = "settings, alias, relocated, users, domain_name, domain_data"
 
 
 @dataclass

@@ -53,9 +53,10 @@ CREATE TABLE users (
     UNIQUE (gid, local_part)
 );
 
+-- Aliases, and catch-all aliases: an alias without a local part (address = '').
 CREATE TABLE alias (
     gid         integer NOT NULL REFERENCES domain_data,
-    address     text    NOT NULL,  -- the local part
+    address     text    NOT NULL,  -- the local part, '' for the domain's catch-all
     destination text    NOT NULL,
     PRIMARY KEY (gid, address, destination)
 );
@@ -65,12 +66,6 @@ CREATE TABLE relocated (
     address     text    NOT NULL,  -- the local part
     destination text    NOT NULL,
     PRIMARY KEY (gid, address)
-);
-
-CREATE TABLE catchall (
-    gid         integer NOT NULL REFERENCES domain_data,
-    destination text    NOT NULL,
-    PRIMARY KEY (gid, destination)
 );
 
 -- Postfix: virtual_mailbox_domains. Parameter: domain (%d). Result: one row when the
@@ -135,7 +130,7 @@ BEGIN
     END IF;
     RETURN QUERY
         SELECT replace(replace(replace(c.destination, '%n', lp), '%d', dom), '%=', lp || '=' || dom)
-          FROM catchall c WHERE c.gid = domain_gid;
+          FROM alias c WHERE c.gid = domain_gid AND c.address = '';
 END
 $$;
 

@@ -1,0 +1,217 @@
+"""Account subcommands of vmm(1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vmm import accounts, aliases, domains, mailboxes, passwords
+from vmm.addresses import EmailAddress
+from vmm.cli.app import (
+    DeleteOption,
+    ForceOption,
+    JsonOption,
+    MessagesOption,
+    NoteOption,
+    PasswordStdin,
+    ServiceArgs,
+    ServiceOption,
+    command,
+    one_of,
+    read_password,
+    rounds,
+    session,
+    show,
+    show_json,
+    show_list,
+)
+from vmm.cli.provision import create_account
+from vmm.config import Runtime
+from vmm.errors import Conflict, InvalidValue
+from vmm.limits import Quota, format_storage, parse_messages, parse_services, parse_storage, parse_transport
+
+DETAILS = ("aliases", "du", "full")
+DOMAIN_KEYWORD = "domain"  # vmm(1): drop the account's override, use the domain's value
+
+
+@command("useradd", "ua")
+def useradd(address: str, note: NoteOption = None, password_stdin: PasswordStdin = False) -> None:
+    """Add an account and its Maildir. The password is prompted for (twice), read from
+    stdin with --password-stdin, or generated when account.random_password is on."""
+    parsed = EmailAddress.parse(address)
+    with session() as s:
+        _, generated = create_account(s, parsed, password_stdin, note)
+    if generated:
+        typer.echo(f"Generated password: {generated}")
+
+
+@command("userdelete", "ud")
+def userdelete(
+    address: str,
+    delete_directory: Annotated[bool, typer.Option("--delete-directory")] = False,
+    force: ForceOption = False,
+) -> None:
+    """Delete an account. Refused while aliases point at it, unless --force (which
+    deletes those destinations too). The Maildir stays unless --delete-directory (or
+    account.delete_directory)."""
+    parsed = EmailAddress.parse(address)
+    with session() as s:
+        account = accounts.get(s.conn, parsed)
+        names = domains.names(s.conn, account.gid)
+        local_part = account.address.partition("@")[0]
+        pointing = aliases.pointing_at(s.conn, names, local_part)
+        if pointing and not force:
+            raise Conflict(
+                f"{len(pointing)} alias destination(s) point at {account.address}"
+                f" (first: {pointing[0][0]}); use --force to delete them too"
+            )
+        aliases.delete_pointing_at(s.conn, names, local_part)
+        accounts.delete(s.conn, account)
+        if delete_directory or s.config.flag("account.delete_directory"):
+            s.remove_later(Path(account.home))
+
+
+@command("userinfo", "ui")
+def userinfo(
+    address: str,
+    details: Annotated[str | None, typer.Option("-d", "--details", help=", ".join(DETAILS))] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show an account's settings; -d aliases, du (disk usage) or full adds those."""
+    parsed = EmailAddress.parse(address)
+    if details is not None and details not in DETAILS:
+        raise InvalidValue(f"invalid details {details!r} ({', '.join(DETAILS)})")
+    with session() as s:
+        account = accounts.get(s.conn, parsed)
+        pointing = aliases.pointing_at(
+            s.conn, domains.names(s.conn, account.gid), account.address.partition("@")[0]
+        )
+        show_du = details in ("du", "full") or s.config.flag("account.disk_usage")
+    usage = mailboxes.disk_usage(Path(account.home)) if show_du else None
+    if as_json:
+        show_json({
+            "address": account.address, "uid": account.uid, "gid": account.gid,
+            "home": account.home, "name": account.name, "note": account.note,
+            "transport": account.transport, "own_transport": account.own_transport,
+            "quota_bytes": account.quota_bytes, "quota_messages": account.quota_messages,
+            "own_quota": account.own_quota, "services": account.services,
+            "own_services": account.own_services,
+            "aliases": [alias for alias, _ in pointing], "disk_usage": usage,
+        })
+        return
+    rows: list[tuple[str, object]] = [
+        ("Address", account.address), ("Name", account.name or "None"),
+        ("UID", account.uid), ("GID", account.gid), ("Home", account.home),
+        ("Mail_Location", "maildir:~/Maildir"),
+        ("Quota Storage", format_storage(account.quota_bytes)),
+        ("Quota Messages", f"{account.quota_messages:,}" if account.quota_messages else "unlimited"),
+        ("Transport", account.transport),
+        *((service.upper(), "enabled" if on else "disabled") for service, on in account.services.items()),
+        ("Note", account.note or "None"),
+    ]
+    if usage is not None:
+        rows.append(("Disk Usage", format_storage(usage) if usage else "0 B"))
+    show("Account information", rows)
+    if details in ("aliases", "full"):
+        typer.echo("")
+        show_list("Alias addresses", [alias for alias, _ in pointing])
+
+
+@command("username", "un")
+def username(
+    address: str,
+    name: Annotated[str | None, typer.Option("-n", "--name", help="The user's real name.")] = None,
+    delete: DeleteOption = False,
+) -> None:
+    """Set (-n NAME) or delete (-d) the account's real name."""
+    value = one_of(name, delete, "-n NAME")
+    parsed = EmailAddress.parse(address)
+    with session() as s:
+        accounts.set_name(s.conn, accounts.get(s.conn, parsed), value)
+
+
+@command("usernote", "uo")
+def usernote(
+    address: str,
+    note: NoteOption = None,
+    delete: DeleteOption = False,
+) -> None:
+    """Set (-n NOTE) or delete (-d) the account's note."""
+    value = one_of(note, delete, "-n NOTE")
+    parsed = EmailAddress.parse(address)
+    with session() as s:
+        accounts.set_note(s.conn, accounts.get(s.conn, parsed), value)
+
+
+@command("userpassword", "up")
+def userpassword(
+    address: str,
+    scheme: Annotated[
+        str | None, typer.Option("-s", "--scheme", help="Overrides misc.password_scheme.")
+    ] = None,
+    ready_hash: Annotated[
+        str | None, typer.Option("--hash", help="A ready {SCHEME}hash, as `doveadm pw` prints it.")
+    ] = None,
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Change an account's password: prompted for (twice), read from stdin, generated
+    (account.random_password), or given as a ready {SCHEME}hash."""
+    parsed = EmailAddress.parse(address)
+    if ready_hash is not None and (scheme is not None or password_stdin):
+        raise InvalidValue("--hash excludes --scheme and --password-stdin")
+    with session() as s:
+        account = accounts.get(s.conn, parsed)
+        generated = None
+        if ready_hash is not None:
+            hashed, weak = passwords.check_ready_hash(ready_hash, Runtime.from_env().allow_weak_schemes)
+            if weak:
+                typer.echo(f"Warning: {account.address} now has a weak password hash", err=True)
+        else:
+            spec = scheme or s.config.get("misc.password_scheme")
+            passwords.split_scheme(spec)
+            password, was_generated = read_password(password_stdin, s.config)
+            generated = password if was_generated else None
+            hashed = passwords.hash_password(password, spec, rounds(s.config))
+        accounts.set_password(s.conn, account, hashed)
+    if generated:
+        typer.echo(f"Generated password: {generated}")
+
+
+@command("userquota", "uq")
+def userquota(
+    address: str,
+    storage: str,
+    messages: MessagesOption = "0",
+) -> None:
+    """Set the account's quota (storage: 0, 750M, 2G ...; -m messages), or `domain` to use
+    the domain's again."""
+    parsed = EmailAddress.parse(address)
+    quota = None if storage == DOMAIN_KEYWORD else Quota(parse_storage(storage), parse_messages(messages))
+    with session() as s:
+        accounts.set_quota(s.conn, accounts.get(s.conn, parsed), quota)
+
+
+@command("userservices", "us")
+def userservices(
+    address: str,
+    more: ServiceArgs = None,
+    service: ServiceOption = None,
+) -> None:
+    """Enable the named services for the account and disable the others, or `domain` to
+    use the domain's again."""
+    parsed = EmailAddress.parse(address)
+    named = [*(service or []), *(more or [])]
+    services = None if named == [DOMAIN_KEYWORD] else parse_services(named)
+    with session() as s:
+        accounts.set_services(s.conn, accounts.get(s.conn, parsed), services)
+
+
+@command("usertransport", "ut")
+def usertransport(address: str, transport: str) -> None:
+    """Set the account's transport, or `domain` to use the domain's again."""
+    parsed = EmailAddress.parse(address)
+    value = None if transport == DOMAIN_KEYWORD else parse_transport(transport)
+    with session() as s:
+        accounts.set_transport(s.conn, accounts.get(s.conn, parsed), value)

@@ -1,0 +1,203 @@
+"""Domain and alias domain subcommands of vmm(1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from vmm import aliases, domains, relocated, search
+from vmm.addresses import DomainName, EmailAddress
+from vmm.cli.app import (
+    DeleteOption,
+    ForceOption,
+    JsonOption,
+    MessagesOption,
+    NoteOption,
+    PasswordStdin,
+    ServiceArgs,
+    ServiceOption,
+    command,
+    one_of,
+    session,
+    show,
+    show_json,
+    show_list,
+)
+from vmm.cli.provision import create_account, create_domain
+from vmm.errors import InvalidValue
+from vmm.limits import Quota, parse_messages, parse_services, parse_storage, parse_transport
+
+DETAILS = ("accounts", "aliasdomains", "aliases", "catchall", "relocated", "full")
+
+@command("domainadd", "da")
+def domainadd(
+    fqdn: str,
+    note: NoteOption = None,
+    transport: Annotated[str | None, typer.Option("-t", "--transport")] = None,
+    password_stdin: PasswordStdin = False,
+) -> None:
+    """Add a domain and its directory; with domain.auto_postmaster (default) also the
+    account postmaster@, whose password is prompted for, read from stdin or generated."""
+    name = DomainName.parse(fqdn)
+    generated = None
+    with session() as s:
+        create_domain(s, name, transport, note)
+        if s.config.flag("domain.auto_postmaster"):
+            typer.echo(f"Creating account for postmaster@{name.ace}", err=True)
+            _, generated = create_account(s, EmailAddress("postmaster", name), password_stdin, None)
+    if generated:
+        typer.echo(f"Generated password: {generated}")
+
+
+@command("domaindelete", "dd")
+def domaindelete(
+    fqdn: str,
+    delete_directory: Annotated[bool, typer.Option("--delete-directory")] = False,
+    force: ForceOption = False,
+) -> None:
+    """Delete a domain and its alias domains. Refused while it holds accounts, aliases,
+    relocated users or catch-alls, unless --force (or domain.force_deletion)."""
+    name = DomainName.parse(fqdn)
+    with session() as s:
+        domain = domains.get_primary(s.conn, name)
+        domains.delete(s.conn, domain, force or s.config.flag("domain.force_deletion"))
+        if delete_directory or s.config.flag("domain.delete_directory"):
+            s.remove_later(Path(domain.domaindir))
+
+
+@command("domaininfo", "di")
+def domaininfo(
+    fqdn: str,
+    details: Annotated[str | None, typer.Option("-d", "--details", help=", ".join(DETAILS))] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Show a domain's settings and what it holds; -d lists the details too."""
+    name = DomainName.parse(fqdn)
+    if details is not None and details not in DETAILS:
+        raise InvalidValue(f"invalid details {details!r} ({', '.join(DETAILS)})")
+    wanted = set(DETAILS[:-1]) if details == "full" else {details} if details else set()
+    with session() as s:
+        domain = domains.get(s.conn, name)
+        found = domains.counts(s.conn, domain.gid)
+        everything = search.addresses(s.conn, "uar", search.Pattern(None, domain.name))
+        lists = {
+            "accounts": [item.address for item in everything if item.kind == "u"],
+            "aliasdomains": domains.names(s.conn, domain.gid)[1:],
+            "aliases": [item.address for item in everything if item.kind == "a"],
+            "catchall": aliases.destinations(s.conn, domain.gid, aliases.CATCHALL),
+            "relocated": [
+                f"{local}@{domain.name} -> {target}"
+                for local, target in relocated.listing(s.conn, domain.gid)
+            ],
+        }
+    if as_json:
+        show_json({
+            "domain": domain.name, "domain_unicode": DomainName(domain.name).unicode,
+            "gid": domain.gid, "directory": domain.domaindir, "transport": domain.transport,
+            "quota_bytes": domain.quota_bytes, "quota_messages": domain.quota_messages,
+            "services": domain.services, "note": domain.note,
+            "alias_domains": found.alias_domains, "accounts": found.accounts,
+            "aliases": found.aliases, "relocated": found.relocated, "catchall": found.catchall,
+            **({f"{key}_list": value for key, value in lists.items() if key in wanted}),
+        })
+        return
+    services = [service.upper() for service, on in domain.services.items() if on]
+    show("Domain information", [
+        ("Domain Name", domain.name if domain.name == DomainName(domain.name).unicode
+         else f"{domain.name} ({DomainName(domain.name).unicode})"),
+        ("GID", domain.gid), ("Domain Directory", domain.domaindir),
+        ("Quota Limit/User", domain.quota.describe()),
+        ("Active Services", " ".join(services) or "None"), ("Transport", domain.transport),
+        ("Alias Domains", found.alias_domains), ("Accounts", found.accounts),
+        ("Aliases", found.aliases), ("Relocated", found.relocated),
+        ("Catch-All Dests", found.catchall), ("Note", domain.note or "None"),
+    ])
+    titles = {"accounts": "Available accounts", "aliasdomains": "Alias domain names",
+              "aliases": "Available aliases", "catchall": "Catch-all destinations",
+              "relocated": "Relocated users"}
+    for key in DETAILS[:-1]:
+        if key in wanted:
+            typer.echo("")
+            show_list(titles[key], lists[key])
+
+
+@command("domainquota", "dq")
+def domainquota(fqdn: str, storage: str, messages: MessagesOption = "0", force: ForceOption = False) -> None:
+    """Set the default quota of the domain's accounts (storage: 0, 500M, 2G ...); --force
+    also drops every account's own quota."""
+    name = DomainName.parse(fqdn)
+    quota = Quota(parse_storage(storage), parse_messages(messages))
+    with session() as s:
+        domains.set_quota(s.conn, domains.get_primary(s.conn, name), quota, force)
+
+
+@command("domainservices", "ds")
+def domainservices(
+    fqdn: str, more: ServiceArgs = None, service: ServiceOption = None, force: ForceOption = False
+) -> None:
+    """Enable the named services (imap, pop3, sieve, smtp) for the domain's accounts and
+    disable the others; --force also drops every account's own services."""
+    name = DomainName.parse(fqdn)
+    services = parse_services([*(service or []), *(more or [])])
+    with session() as s:
+        domains.set_services(s.conn, domains.get_primary(s.conn, name), services, force)
+
+
+@command("domaintransport", "dt")
+def domaintransport(fqdn: str, transport: str, force: ForceOption = False) -> None:
+    """Set the domain's transport (transport: or transport:nexthop); --force also drops
+    every account's own transport."""
+    name = DomainName.parse(fqdn)
+    value = parse_transport(transport)
+    with session() as s:
+        domains.set_transport(s.conn, domains.get_primary(s.conn, name), value, force)
+
+
+@command("domainnote", "do")
+def domainnote(fqdn: str, note: NoteOption = None, delete: DeleteOption = False) -> None:
+    """Set (-n NOTE) or delete (-d) the domain's note."""
+    name = DomainName.parse(fqdn)
+    value = one_of(note, delete, "-n NOTE")
+    with session() as s:
+        domains.set_note(s.conn, domains.get_primary(s.conn, name), value)
+
+
+@command("aliasdomainadd", "ada")
+def aliasdomainadd(fqdn: str, destination: str) -> None:
+    """Add an alias domain of the domain DESTINATION: its accounts, aliases and relocated
+    users answer under the alias domain's name too."""
+    name, target = DomainName.parse(fqdn), DomainName.parse(destination)
+    with session() as s:
+        domains.add_alias_domain(s.conn, name, domains.get_primary(s.conn, target))
+
+
+@command("aliasdomaindelete", "add")
+def aliasdomaindelete(fqdn: str) -> None:
+    """Delete an alias domain."""
+    name = DomainName.parse(fqdn)
+    with session() as s:
+        domains.delete_alias_domain(s.conn, name)
+
+
+@command("aliasdomaininfo", "adi")
+def aliasdomaininfo(fqdn: str, as_json: JsonOption = False) -> None:
+    """Show the domain an alias domain belongs to."""
+    name = DomainName.parse(fqdn)
+    with session() as s:
+        target = domains.alias_domain_target(s.conn, name)
+    if as_json:
+        show_json({"alias_domain": name.ace, "alias_domain_unicode": name.unicode,
+                   "domain": target.name})
+        return
+    typer.echo("Alias domain information\n------------------------")
+    typer.echo(f"\tThe alias domain {name.ace} belongs to:\n\t    * {target.name}")
+
+
+@command("aliasdomainswitch", "ads")
+def aliasdomainswitch(fqdn: str, destination: str) -> None:
+    """Make an alias domain belong to another domain."""
+    name, target = DomainName.parse(fqdn), DomainName.parse(destination)
+    with session() as s:
+        domains.switch_alias_domain(s.conn, name, domains.get_primary(s.conn, target))

@@ -1,0 +1,46 @@
+"""The steps shared by several commands that create a domain or an account: the rows,
+the directories (undone if the transaction fails) and the password."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from vmm import accounts, domains, mailboxes, passwords
+from vmm.addresses import DomainName, EmailAddress
+from vmm.cli.app import Session, read_password, rounds
+from vmm.limits import SERVICES, Quota, parse_storage, parse_transport
+
+
+def create_domain(s: Session, name: DomainName, transport: str | None, note: str | None) -> domains.Domain:
+    """Row and directory of a new domain, with the defaults of the domain.* options."""
+    config = s.config
+    domain = domains.add(
+        s.conn, name, Path(config.get("misc.base_directory")),
+        parse_transport(transport or config.get("domain.transport")),
+        Quota(parse_storage(config.get("domain.quota_bytes")), config.number("domain.quota_messages")),
+        {service: config.flag(f"domain.{service}") for service in SERVICES},
+        note,
+    )
+    path = Path(domain.domaindir)
+    mailboxes.create_domain_dir(path, domain.gid, config.number("domain.directory_mode"))
+    s.created(path)
+    return domain
+
+
+def create_account(
+    s: Session, address: EmailAddress, password_stdin: bool, note: str | None
+) -> tuple[accounts.Account, str | None]:
+    """Row and Maildir of a new account; returns it with the password if generated."""
+    config = s.config
+    domain = domains.get(s.conn, address.domain)
+    password, generated = read_password(password_stdin, config)
+    hashed = passwords.hash_password(password, config.get("misc.password_scheme"), rounds(config))
+    account = accounts.add(s.conn, address, domain, hashed, note)
+    home = Path(account.home)
+    mailboxes.create_account_dir(
+        home, account.uid, account.gid, config.number("account.directory_mode"),
+        config.get("mailbox.root"), mailboxes.parse_folders(config.get("mailbox.folders")),
+        config.flag("mailbox.subscribe"),
+    )
+    s.created(home)
+    return account, password if generated else None
