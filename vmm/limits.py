@@ -1,5 +1,6 @@
-"""Quota limits, service sets and transports: the per-domain defaults an account
-inherits unless it overrides them."""
+"""Values a postmaster sets on domains and accounts: quota limits, service sets and
+transports (the per-domain defaults an account inherits unless it overrides them), and
+free text such as notes and names."""
 
 from __future__ import annotations
 
@@ -51,6 +52,15 @@ def parse_services(names: list[str]) -> dict[str, bool]:
             f"unknown service {sorted(unknown)[0]!r} (services: {', '.join(SERVICES)})"
         )
     return {service: service in wanted for service in SERVICES}
+
+
+def parse_text(text: str, what: str = "text", limit: int = 1000) -> str:
+    """A note, a name or a setting: printable, one line, bounded."""
+    if any(ord(ch) < 32 or 127 <= ord(ch) < 160 for ch in text):
+        raise InvalidValue(f"control characters are not allowed in the {what}")
+    if len(text) > limit:
+        raise InvalidValue(f"the {what} is longer than {limit} characters")
+    return text
 
 
 def format_storage(value: int) -> str:

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from vmm.db import Connection
 from vmm.errors import InvalidValue, NotFound
-from vmm.limits import parse_storage, parse_transport
+from vmm.limits import parse_storage, parse_text, parse_transport
 from vmm.passwords import split_scheme
 
 _TRUE = {"1", "yes", "true", "on"}
@@ -33,9 +33,7 @@ def parse_int(text: str) -> int:
 
 
 def _parse_str(text: str) -> str:
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in text):
-        raise InvalidValue("control characters are not allowed in a setting")
-    return text
+    return parse_text(text, "setting")
 
 
 @dataclass(frozen=True)

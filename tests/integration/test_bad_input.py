@@ -11,9 +11,12 @@ import pytest
 from tests.integration.conftest import Cli, fresh_cli
 from vmm.errors import ExitCode
 
-DUMP = """SELECT 'domain', domainname || ' ' || gid FROM domain_name
-          UNION ALL SELECT 'user', local_part || ' ' || uid || ' ' || passwd FROM users
-          UNION ALL SELECT 'setting', name || '=' || value FROM settings ORDER BY 1, 2"""
+DUMP = """SELECT 'domain', d::text FROM domain_data d
+          UNION ALL SELECT 'name', n::text FROM domain_name n
+          UNION ALL SELECT 'user', u::text FROM users u
+          UNION ALL SELECT 'alias', a::text FROM alias a
+          UNION ALL SELECT 'relocated', r::text FROM relocated r
+          UNION ALL SELECT 'setting', s::text FROM settings s ORDER BY 1, 2"""
 
 
 def _tree(root: Path) -> list[str]:
@@ -29,6 +32,9 @@ def populated(
         cli.ok("cs", "domain.auto_postmaster", "false")
         cli.ok("da", "example.org")
         cli.ok("ua", "alice@example.org", "--password-stdin", stdin="pw\n")
+        cli.ok("aa", "team@example.org", "alice@example.org")
+        cli.ok("ra", "gone@example.org", "gone@new.example")
+        cli.ok("ada", "example.net", "example.org")
         yield cli
 
 
@@ -58,6 +64,50 @@ CASES = [
     (["configset", "misc.password_scheme", "MD5-CRYPT"], None, ExitCode.INVALID),
     (["configset", "domain.quota_bytes", "12X"], None, ExitCode.INVALID),
     (["nosuchcommand"], None, ExitCode.USAGE),
+    (["domaindelete", "example.org"], None, ExitCode.CONFLICT),
+    (["domaindelete", "example.net"], None, ExitCode.CONFLICT),
+    (["domaindelete", "missing.example", "--force"], None, ExitCode.NOT_FOUND),
+    (["domainquota", "example.org", "lots"], None, ExitCode.INVALID),
+    (["domainquota", "example.org", "1G", "-m", "-5"], None, ExitCode.INVALID),
+    (["domainservices", "example.org", "-s", "imap", "ftp"], None, ExitCode.INVALID),
+    (["domaintransport", "example.org", "smtp:a b"], None, ExitCode.INVALID),
+    (["domainnote", "example.org"], None, ExitCode.INVALID),
+    (["domainnote", "example.org", "-n", "x", "-d"], None, ExitCode.INVALID),
+    (["aliasdomainadd", "example.net", "example.org"], None, ExitCode.EXISTS),
+    (["aliasdomainadd", "example.org", "example.org"], None, ExitCode.EXISTS),
+    (["aliasdomainadd", "alias.example", "missing.example"], None, ExitCode.NOT_FOUND),
+    (["aliasdomainadd", "alias.example", "example.net"], None, ExitCode.CONFLICT),
+    (["aliasdomainswitch", "example.net", "example.org"], None, ExitCode.EXISTS),
+    (["aliasdomaindelete", "example.org"], None, ExitCode.NOT_FOUND),
+    (["userdelete", "alice@example.org"], None, ExitCode.CONFLICT),
+    (["userdelete", "nobody@example.org"], None, ExitCode.NOT_FOUND),
+    (["userquota", "alice@example.org", "12Q"], None, ExitCode.INVALID),
+    (["userservices", "alice@example.org", "-s", "telnet"], None, ExitCode.INVALID),
+    (["usertransport", "alice@example.org", "nocolon"], None, ExitCode.INVALID),
+    (["userpassword", "alice@example.org", "-s", "ROT13", "--password-stdin"], "pw\n", ExitCode.INVALID),
+    (["userpassword", "alice@example.org", "--hash", "plainhash"], None, ExitCode.INVALID),
+    (["userpassword", "alice@example.org", "--hash", "{MD5-CRYPT}$1$x$y"], None, ExitCode.INVALID),
+    (["username", "alice@example.org"], None, ExitCode.INVALID),
+    (["aliasadd", "alice@example.org", "bob@example.com"], None, ExitCode.EXISTS),
+    (["aliasadd", "gone@example.org", "bob@example.com"], None, ExitCode.EXISTS),
+    (["aliasadd", "team@example.org", "alice@example.org"], None, ExitCode.EXISTS),
+    (["aliasadd", "team@example.org", "team@example.org"], None, ExitCode.INVALID),
+    (["aliasadd", "team@example.org", "not an address"], None, ExitCode.INVALID),
+    (["aliasadd", "x@missing.example", "bob@example.com"], None, ExitCode.NOT_FOUND),
+    (["aliasdelete", "team@example.org", "bob@example.com"], None, ExitCode.NOT_FOUND),
+    (["aliasinfo", "nobody@example.org"], None, ExitCode.NOT_FOUND),
+    (["catchalladd", "example.org", "%x@example.com"], None, ExitCode.INVALID),
+    (["catchalldelete", "example.org"], None, ExitCode.NOT_FOUND),
+    (["relocatedadd", "alice@example.org", "a@new.example"], None, ExitCode.EXISTS),
+    (["relocatedadd", "x@example.org", "not-an-address"], None, ExitCode.INVALID),
+    (["relocatedinfo", "alice@example.org"], None, ExitCode.NOT_FOUND),
+    (["relocateddelete", "team@example.org"], None, ExitCode.NOT_FOUND),
+    (["listusers", "-p", "a%b"], None, ExitCode.INVALID),
+    (["listdomains", "-p", "x@y"], None, ExitCode.INVALID),
+    (["domainadd", "evil\x01.example"], None, ExitCode.INVALID),
+    (["domainadd", "x.example", "-n", "note\x1b[31m"], None, ExitCode.INVALID),
+    (["configure", "-s", "nosection"], "\n", ExitCode.NOT_FOUND),
+    (["username", "alice@example.org", "-n", "Alice\nInjected: header"], None, ExitCode.INVALID),
 ]
 
 

@@ -14,6 +14,7 @@ from vmm.cli.app import (
     ForceOption,
     JsonOption,
     MessagesOption,
+    NameOption,
     NoteOption,
     PasswordStdin,
     ServiceArgs,
@@ -122,7 +123,7 @@ def userinfo(
 @command("username", "un")
 def username(
     address: str,
-    name: Annotated[str | None, typer.Option("-n", "--name", help="The user's real name.")] = None,
+    name: NameOption = None,
     delete: DeleteOption = False,
 ) -> None:
     """Set (-n NAME) or delete (-d) the account's real name."""

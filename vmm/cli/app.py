@@ -4,6 +4,7 @@ steps that belong to it), password input, output helpers, and the one error boun
 from __future__ import annotations
 
 import getpass
+import inspect
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -18,6 +19,7 @@ import typer
 from vmm import db, mailboxes, passwords
 from vmm.config import Runtime
 from vmm.errors import InvalidValue, PasswordError, VmmError
+from vmm.limits import parse_text
 from vmm.settings import Settings
 
 app = typer.Typer(
@@ -37,7 +39,15 @@ PatternOption = Annotated[
 PasswordStdin = Annotated[
     bool, typer.Option("--password-stdin", help="Read the password from the first line of stdin.")
 ]
-NoteOption = Annotated[str | None, typer.Option("-n", "--note", help="The note to set.")]
+
+
+def _checked_text(value: str | None) -> str | None:
+    return None if value is None else parse_text(value)
+
+
+NoteOption = Annotated[
+    str | None, typer.Option("-n", "--note", help="The note to set.", callback=_checked_text)
+]
 ForceOption = Annotated[bool, typer.Option("--force", help="Also apply to what depends on it.")]
 DeleteOption = Annotated[bool, typer.Option("-d", "--delete", help="Delete the value.")]
 MessagesOption = Annotated[str, typer.Option("-m", "--messages", help="Message limit (0 = unlimited).")]
@@ -52,9 +62,9 @@ def command(name: str, short: str) -> Callable[[F], F]:
     """Register a subcommand under its long and its (hidden) short name, as vmm(1) does."""
 
     def register(function: F) -> F:
-        doc = (function.__doc__ or "").strip()
+        doc = inspect.cleandoc(function.__doc__ or "")
         app.command(name, help=f"{doc}\n\nShort form: {short}")(function)
-        app.command(short, hidden=True, help=f"Short form of {name}.")(function)
+        app.command(short, hidden=True, help=f"{doc}\n\nLong form: {name}")(function)
         return function
 
     return register
@@ -95,6 +105,11 @@ def session(attempts: int = 1) -> Iterator[Session]:
             raise
         for finish in current.after_commit:
             finish()
+
+
+NameOption = Annotated[
+    str | None, typer.Option("-n", "--name", help="The user's real name.", callback=_checked_text)
+]
 
 
 def one_of(value: str | None, delete: bool, option: str) -> str | None:

@@ -3,6 +3,7 @@ appliance's own operations (migrate, setup)."""
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import click
@@ -72,7 +73,7 @@ def configure(
                 typer.echo(
                     f"Enter new value for option {option.partition('.')[2]} [{current}]: ", nl=False
                 )
-                answer = click.get_text_stream("stdin").readline().rstrip("\r\n")
+                answer = sys.stdin.readline().rstrip("\r\n")
                 typer.echo("")
                 if answer and answer != current:
                     settings.store(s.conn, option, answer)
