@@ -23,6 +23,7 @@ class Runtime:
     dovecot_host: str
     lmtp_port: int
     auth_port: int
+    quota_status_port: int
     secrets_dir: Path
     tls_dir: Path
     allow_weak_schemes: bool
@@ -41,6 +42,7 @@ class Runtime:
             dovecot_host=env.get("VMM_DOVECOT_HOST", "dovecot"),
             lmtp_port=int(env.get("VMM_LMTP_PORT", "24")),
             auth_port=int(env.get("VMM_AUTH_PORT", "12345")),
+            quota_status_port=int(env.get("VMM_QUOTA_STATUS_PORT", "12340")),
             secrets_dir=Path(env.get("VMM_SECRETS_DIR", "/run/vmm-secrets")),
             tls_dir=Path(env.get("VMM_TLS_DIR", "/etc/vmm/tls")),
             # Also renders Dovecot's auth_allow_weak_schemes: one switch for both.

@@ -13,7 +13,9 @@ SERVICES = ("smtp", "pop3", "imap", "sieve")
 _STORAGE = re.compile(r"^(\d+)([bkmg]?)$", re.IGNORECASE)
 _FACTORS = {"": 1, "b": 1, "k": 1024, "m": 1024**2, "g": 1024**3}
 # transport(5): "transport:" or "transport:nexthop"; the name is a master.cf service.
-_TRANSPORT = re.compile(r"^[a-z0-9][a-z0-9._-]*:[^\s]*$", re.IGNORECASE)
+# error(8) and retry take a text as nexthop ("retry:4.0.0 Mailbox being migrated").
+_TRANSPORT = re.compile(r"[a-z0-9][a-z0-9._-]*:\S*", re.IGNORECASE)
+_TEXT_TRANSPORT = re.compile(r"(error|retry):[\x20-\x7e]*", re.IGNORECASE)
 
 
 def parse_storage(text: str) -> int:
@@ -38,7 +40,8 @@ def parse_messages(text: str) -> int:
 
 
 def parse_transport(text: str) -> str:
-    if not _TRANSPORT.fullmatch(text) or len(text) > 255:
+    valid = _TRANSPORT.fullmatch(text) or _TEXT_TRANSPORT.fullmatch(text)
+    if not valid or len(text) > 255:
         raise InvalidValue(f"invalid transport {text!r} (transport: or transport:nexthop)")
     return text
 

@@ -35,6 +35,7 @@ class PostfixContext:
     dovecot_host: str
     lmtp_port: int
     auth_port: int
+    quota_status_port: int
     tls_cert: str
     tls_key: str
 
@@ -48,8 +49,10 @@ class DovecotContext:
     db_password: str
     lmtp_port: int
     auth_port: int
+    quota_status_port: int
     tls_cert: str
     tls_key: str
+    allow_weak_schemes: bool
     first_valid_uid: int = 70000
     first_valid_gid: int = 70000
 
@@ -64,12 +67,13 @@ def context_for(service: str, runtime: Runtime) -> Context:
         "hostname": runtime.hostname, "domain": runtime.domain, "db_host": runtime.db_host,
         "db_name": runtime.db_name, "db_password": runtime.db_password(service),
         "auth_port": runtime.auth_port, "lmtp_port": runtime.lmtp_port,
+        "quota_status_port": runtime.quota_status_port,
         "tls_cert": str(runtime.tls_cert), "tls_key": str(runtime.tls_key),
     }
     if service == "postfix":
         return PostfixContext(dovecot_host=runtime.dovecot_host, **common)  # type: ignore[arg-type]
     if service == "dovecot":
-        return DovecotContext(**common)  # type: ignore[arg-type]
+        return DovecotContext(allow_weak_schemes=runtime.allow_weak_schemes, **common)  # type: ignore[arg-type]
     raise ValueError(f"no templates for service {service!r}")
 
 

@@ -9,6 +9,7 @@ import smtplib
 import ssl
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,8 +55,12 @@ class Stack:
         return result.stdout
 
     def exec(self, service: str, *command: str) -> tuple[str, str, int]:
-        stdout, stderr, code = self.compose.exec_in_container(list(command), service)
-        return str(stdout), str(stderr), int(code)
+        """A command inside a running service: (stdout, stderr, exit code)."""
+        result = subprocess.run(
+            ["docker", "compose", "exec", "-T", service, *command], cwd=ROOT,
+            capture_output=True, text=True, timeout=120, check=False,
+        )
+        return result.stdout, result.stderr, result.returncode
 
     def smtp(self, container_port: int = 25) -> smtplib.SMTP:
         client = smtplib.SMTP("127.0.0.1", self.port(container_port), timeout=30)
@@ -74,6 +79,50 @@ class Stack:
 
     def add_account(self, address: str, password: str) -> None:
         self.vmm_ok("useradd", address, "--password-stdin", stdin=password + "\n")
+
+    def add_domain(self, domain: str) -> None:
+        """A domain without the automatic postmaster account."""
+        self.vmm_ok("configset", "domain.auto_postmaster", "false")
+        self.vmm_ok("domainadd", domain)
+
+    def postmap(self, table: str, key: str) -> str:
+        """What Postfix's own lookup of ``key`` in one of its SQL tables answers."""
+        stdout, _, _ = self.exec("postfix", "postmap", "-q", key, f"pgsql:/etc/postfix/sql/{table}.cf")
+        return stdout.strip()
+
+    def send(self, sender: str, recipients: list[str], message: bytes) -> None:
+        with self.smtp() as client:
+            refused = client.sendmail(sender, recipients, message)
+        assert refused == {}, refused
+
+    def rcpt(self, recipient: str, size: int | None = None) -> tuple[int, bytes]:
+        """The server's answer to RCPT TO (after MAIL FROM, with SIZE= when given)."""
+        with self.smtp() as client:
+            client.mail("sender@sender.example", [f"SIZE={size}"] if size else [])
+            return client.rcpt(recipient)
+
+
+def message(to: str, body: str = "hello", size: int = 0) -> bytes:
+    """A small RFC 5322 message, padded to about ``size`` bytes."""
+    marker = uuid.uuid4().hex
+    padding = "".join(f"{'x' * 76}\r\n" for _ in range(size // 78))
+    return (
+        f"From: <sender@sender.example>\r\nTo: <{to}>\r\nSubject: {marker}\r\n"
+        f"Message-ID: <{marker}@sender.example>\r\n\r\n{body}\r\n{padding}"
+    ).encode()
+
+
+def mail_log(stack: Stack) -> str:
+    stdout, _ = stack.compose.get_logs("postfix")
+    return str(stdout)
+
+
+def wait_for_log(stack: Stack, text: str, timeout: float = 30) -> str:
+    deadline = time.monotonic() + timeout
+    while text not in (log := mail_log(stack)):
+        assert time.monotonic() < deadline, f"{text!r} not in the mail log"
+        time.sleep(0.3)
+    return log
 
 
 def wait_until_delivered(

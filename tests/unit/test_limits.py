@@ -29,12 +29,16 @@ def test_services_named_are_on_and_the_rest_off() -> None:
         parse_services(["ftp"])
 
 
-@pytest.mark.parametrize("text", ["lmtp:inet:dovecot:24", "smtp:[mx.example.org]:2025", "dovecot:"])
+@pytest.mark.parametrize(
+    "text",
+    ["lmtp:inet:dovecot:24", "smtp:[mx.example.org]:2025", "dovecot:",
+     "retry:4.0.0 Mailbox being migrated", "error:5.1.1 gone"],
+)
 def test_transports(text: str) -> None:
     assert parse_transport(text) == text
 
 
-@pytest.mark.parametrize("text", ["", "lmtp", ":nexthop", "smtp:a b", "smtp:\n"])
+@pytest.mark.parametrize("text", ["", "lmtp", ":nexthop", "smtp:a b", "smtp:\n", "error:a\nb"])
 def test_bad_transports_are_refused(text: str) -> None:
     with pytest.raises(InvalidValue):
         parse_transport(text)

@@ -15,12 +15,13 @@ GOLDEN = ROOT / "tests" / "fixtures" / "golden"
 COMMON = {
     "hostname": "mail.example.test", "domain": "example.test", "db_host": "postgres",
     "db_name": "mailsys", "db_password": "s3cret", "lmtp_port": 24, "auth_port": 12345,
+    "quota_status_port": 12340,
     "tls_cert": "/etc/vmm/tls/cert.pem", "tls_key": "/etc/vmm/tls/key.pem",
 }
 CONTEXTS: dict[str, render.Context] = {
     "postgres": render.PostgresContext(),
     "postfix": render.PostfixContext(dovecot_host="dovecot", **COMMON),  # type: ignore[arg-type]
-    "dovecot": render.DovecotContext(**COMMON),  # type: ignore[arg-type]
+    "dovecot": render.DovecotContext(allow_weak_schemes=False, **COMMON),  # type: ignore[arg-type]
 }
 
 
