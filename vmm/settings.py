@@ -36,6 +36,17 @@ def _parse_str(text: str) -> str:
     return parse_text(text, "setting")
 
 
+def _only(allowed: str) -> Callable[[str], str]:
+    """An option kept for vmm(1) compatibility whose value the stack fixes."""
+
+    def parse(text: str) -> str:
+        if text.strip().lower() != allowed.lower():
+            raise InvalidValue(f"only {allowed!r} is supported here (Dovecot is set up for it)")
+        return allowed
+
+    return parse
+
+
 @dataclass(frozen=True)
 class Option:
     name: str
@@ -62,8 +73,8 @@ _OPTIONS = [
     Option("domain.quota_messages", "0", parse_int, "message quota of new domains"),
     Option("domain.transport", "lmtp:inet:dovecot:24", parse_transport, "transport of new domains"),
     Option("mailbox.folders", "Drafts:Sent:Templates:Trash", _parse_str, "folders created with an account"),
-    Option("mailbox.format", "maildir", _parse_str, "mailbox format (maildir)"),
-    Option("mailbox.root", "Maildir", _parse_str, "mailbox root in the home directory"),
+    Option("mailbox.format", "maildir", _only("maildir"), "mailbox format (maildir only)"),
+    Option("mailbox.root", "Maildir", _only("Maildir"), "mailbox root in the home directory"),
     Option("mailbox.subscribe", "true", parse_bool, "subscribe the created folders"),
     Option("misc.base_directory", "/srv/mail", _parse_str, "where domain directories are created"),
     Option("misc.crypt_blowfish_rounds", "10", parse_int, "cost of BLF-CRYPT (4-31)"),

@@ -253,3 +253,34 @@ def test_listpwschemes_marks_weak_schemes(cli: Cli) -> None:
     assert "MD5-CRYPT" in schemes["refused_unless_weak_allowed"]
     assert schemes["default"] == "BLF-CRYPT"
     assert "(weak)" in cli.ok("lp")
+
+
+def test_a_failed_directory_step_leaves_no_row(cli: Cli) -> None:
+    cli.ok("cs", "domain.auto_postmaster", "false")
+    blocker = cli.mail_root / "not-a-directory"
+    blocker.write_text("")
+    cli.ok("cs", "misc.base_directory", str(blocker))
+    result = cli("da", "example.org")
+    assert result.returncode == ExitCode.FILESYSTEM, result.stderr
+    assert cli.sql("SELECT count(*) FROM domain_data") == [(0,)]
+
+
+def test_a_failed_maildir_leaves_no_account_and_keeps_what_was_there(org: Cli) -> None:
+    domain_dir = Path(str(_json(org, "di", "example.org")["directory"]))
+    [(next_uid,)] = org.sql("SELECT last_value + 1 FROM pg_sequences WHERE sequencename = 'users_uid_seq'")
+    squatter = domain_dir / str(next_uid)
+    squatter.mkdir()
+    (squatter / "keep.txt").write_text("not vmm's")
+    result = org("ua", "bob@example.org", "--password-stdin", stdin="pw\n")
+    assert result.returncode == ExitCode.FILESYSTEM, result.stderr
+    assert org("ui", "bob@example.org").returncode == ExitCode.NOT_FOUND
+    assert (squatter / "keep.txt").read_text() == "not vmm's"
+
+
+def test_a_failed_domain_command_after_the_directory_removes_it(cli: Cli) -> None:
+    # The postmaster account fails (no password): the domain row and its new directory
+    # both disappear.
+    result = cli("da", "example.org")
+    assert result.returncode == ExitCode.PASSWORD
+    assert cli.sql("SELECT count(*) FROM domain_data") == [(0,)]
+    assert [p for p in cli.mail_root.rglob("*") if p.is_dir() and p.name.isdigit()] == []
