@@ -8,7 +8,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 export TESTCONTAINERS_RYUK_DISABLED := true
 
-.PHONY: help docker images up down test unit integration e2e lint clean
+.PHONY: help docker images up down test unit faults lint clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ test: images $(VENV)/.installed ## Run the whole suite: lint, unit, integration,
 
 unit: $(VENV)/.installed ## Only the unit tests (no Docker needed)
 	@$(PYTHON) -m pytest tests/unit
+
+faults: images $(VENV)/.installed ## Only the fault scenarios, with the message report
+	@$(PYTHON) -m pytest -m faults tests/e2e
 
 lint: $(VENV)/.installed ## ruff and mypy --strict
 	@$(VENV)/bin/ruff check vmm tests

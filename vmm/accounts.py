@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from psycopg.rows import class_row
 
+from vmm import domains
 from vmm.addresses import EmailAddress
 from vmm.db import Connection
 from vmm.domains import Domain
@@ -107,6 +108,7 @@ def lock_address(conn: Connection, gid: int, local_part: str) -> None:
 
 def add(conn: Connection, address: EmailAddress, domain: Domain, password_hash: str,
         note: str | None) -> Account:
+    domains.lock(conn, domain)
     lock_address(conn, domain.gid, address.local_part)
     existing = address_in_use(conn, domain.gid, address.local_part)
     if existing:

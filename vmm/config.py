@@ -51,7 +51,7 @@ class Runtime:
 
     def db_password(self, role: str) -> str:
         """The password of a database role, from the secrets volume."""
-        path = self.secrets_dir / f"{role}.pw"
+        path = self.secrets_dir / role / "password"
         try:
             return path.read_text().strip()
         except OSError as exc:

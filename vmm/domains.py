@@ -59,6 +59,18 @@ def get(conn: Connection, name: DomainName) -> Domain:
     return domain
 
 
+def lock(conn: Connection, domain: Domain, exclusive: bool = False) -> None:
+    """Hold the domain for the rest of the transaction: shared by commands that add to
+    it, exclusive for domaindelete, so that neither sees the other half done."""
+    query = (
+        "SELECT 1 FROM domain_data WHERE gid = %s FOR UPDATE" if exclusive
+        else "SELECT 1 FROM domain_data WHERE gid = %s FOR KEY SHARE"
+    )
+    row = conn.execute(query, (domain.gid,)).fetchone()
+    if row is None:
+        raise NotFound(f"the domain {domain.name!r} does not exist")
+
+
 def get_primary(conn: Connection, name: DomainName) -> Domain:
     domain = get(conn, name)
     if domain.name != name.ace:
@@ -127,6 +139,7 @@ def counts(conn: Connection, gid: int) -> Counts:
 
 def delete(conn: Connection, domain: Domain, force: bool) -> None:
     """Remove the domain with its alias domains; with ``force`` also everything in it."""
+    lock(conn, domain, exclusive=True)
     found = counts(conn, domain.gid)
     if found.dependants and not force:
         raise Conflict(

@@ -3,11 +3,13 @@
 # volume, create roles and database. Every start: render configs, exec postgres.
 set -euo pipefail
 
+# One directory per role: each service mounts only its own (compose volume subpath).
 secrets=/run/vmm-secrets
 install -d -m 0711 "$secrets"
 for role in vmm postfix dovecot; do
-    if [ ! -s "$secrets/$role.pw" ]; then
-        (umask 077; head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$secrets/$role.pw")
+    install -d -m 0700 "$secrets/$role"
+    if [ ! -s "$secrets/$role/password" ]; then
+        (umask 077; head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$secrets/$role/password")
     fi
 done
 
@@ -18,9 +20,9 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     runuser -u postgres -- pg_ctl -D "$PGDATA" -o "-c listen_addresses=''" -w start >/dev/null
     # Passwords travel on stdin to psql, never on a command line.
     {
-        echo "CREATE ROLE vmm LOGIN PASSWORD '$(cat "$secrets/vmm.pw")';"
-        echo "CREATE ROLE postfix LOGIN PASSWORD '$(cat "$secrets/postfix.pw")';"
-        echo "CREATE ROLE dovecot LOGIN PASSWORD '$(cat "$secrets/dovecot.pw")';"
+        echo "CREATE ROLE vmm LOGIN PASSWORD '$(cat "$secrets/vmm/password")';"
+        echo "CREATE ROLE postfix LOGIN PASSWORD '$(cat "$secrets/postfix/password")';"
+        echo "CREATE ROLE dovecot LOGIN PASSWORD '$(cat "$secrets/dovecot/password")';"
         echo "CREATE DATABASE mailsys OWNER vmm ENCODING 'UTF8' TEMPLATE template0;"
         echo "REVOKE ALL ON DATABASE mailsys FROM PUBLIC;"
         echo "GRANT CONNECT ON DATABASE mailsys TO vmm, postfix, dovecot;"

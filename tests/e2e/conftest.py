@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from _pytest.terminal import TerminalReporter
 from testcontainers.compose import DockerCompose
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,6 +36,7 @@ def tls_context() -> ssl.SSLContext:
 class Stack:
     compose: DockerCompose
     project: str
+    env: dict[str, str]  # what the module set for its stack (STACK_ENV)
 
     def port(self, container_port: int) -> int:
         service = SERVICE_OF_PORT.get(container_port, "dovecot")
@@ -151,18 +153,35 @@ def wait_until_delivered(
 
 
 @pytest.fixture(scope="module")
-def stack(request: pytest.FixtureRequest) -> Iterator[Stack]:
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     module = request.module.__name__.rpartition(".")[2].replace("_", "-")
     project = f"vmmtest-{module}-{os.getpid()}"
     saved = dict(os.environ)
     os.environ["COMPOSE_PROJECT_NAME"] = project
+    # A module may set STACK_ENV (a dict, or a function of a temporary directory).
+    extra = getattr(request.module, "STACK_ENV", {})
+    if callable(extra):
+        extra = extra(tmp_path_factory.mktemp(module))
+    os.environ.update(extra)
     # An empty host port publishes on a random free port of 127.0.0.1.
     os.environ.update({f"VMM_PORT_{name}": "" for name in PORTS})
-    compose = DockerCompose(ROOT, compose_file_name="compose.yaml", wait=True)
+    # A module may add compose files (STACK_FILES), e.g. a small tmpfs mail volume; every
+    # docker compose call of the module sees them through COMPOSE_FILE.
+    os.environ["COMPOSE_FILE"] = ":".join(getattr(request.module, "STACK_FILES", ["compose.yaml"]))
+    compose = DockerCompose(ROOT, wait=True)
     try:
         compose.start()
-        yield Stack(compose, project)
+        yield Stack(compose, project, dict(extra))
     finally:
         compose.stop(down=True)
         os.environ.clear()
         os.environ.update(saved)
+
+
+def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:
+    """The fault report: one row per scenario, every message accounted for."""
+    from tests.e2e import faults
+
+    if faults.REPORT:
+        terminalreporter.write_sep("=", "fault report (messages)")
+        terminalreporter.write_line(faults.table())

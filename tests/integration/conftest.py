@@ -39,7 +39,7 @@ class Cli:
     def sql(self, query: str) -> list[tuple[object, ...]]:
         with psycopg.connect(
             host=self.env["VMM_DB_HOST"], port=int(self.env["VMM_DB_PORT"]), dbname="mailsys",
-            user="vmm", password=(Path(self.env["VMM_SECRETS_DIR"]) / "vmm.pw").read_text(),
+            user="vmm", password=(Path(self.env["VMM_SECRETS_DIR"]) / "vmm" / "password").read_text(),
             autocommit=True,
         ) as conn:
             cursor = conn.execute(query.encode())

@@ -19,6 +19,7 @@ def _claim(s: Session, address: EmailAddress, allowed: str | None = None) -> dom
     """The domain of a new alias or relocated address, with the address locked and
     checked: one address is exactly one of account, alias or relocated user."""
     domain = domains.get(s.conn, address.domain)
+    domains.lock(s.conn, domain)
     accounts.lock_address(s.conn, domain.gid, address.local_part)
     existing = accounts.address_in_use(s.conn, domain.gid, address.local_part)
     if existing and existing != allowed:
@@ -72,6 +73,7 @@ def catchalladd(fqdn: str, destination: Destinations) -> None:
     new = aliases.parse_destinations(destination)
     with session() as s:
         domain = domains.get(s.conn, name)
+        domains.lock(s.conn, domain)
         aliases.add(s.conn, domain.gid, aliases.CATCHALL, domain.name, new)
 
 

@@ -1,0 +1,102 @@
+"""Nothing lost: mail keeps flowing or waits through outages of each service, restarts,
+a SIGKILL with a full queue, and `docker compose down` + `up`. Every message is
+counted (tests/e2e/faults.py); the report is printed at the end of the run."""
+
+from __future__ import annotations
+
+import ssl
+import subprocess
+
+import pytest
+
+from tests.e2e.conftest import ROOT, Stack
+from tests.e2e.faults import Tally
+
+pytestmark = pytest.mark.faults
+RECIPIENTS = [f"user{n}@faults.example" for n in range(4)]
+PW = "fault-tolerant"
+BATCH = 50
+
+
+@pytest.fixture(scope="module")
+def mailboxes(stack: Stack) -> Stack:
+    stack.add_domain("faults.example")
+    for address in RECIPIENTS:
+        stack.add_account(address, PW)
+    stack.vmm_ok("aliasadd", "all@faults.example", *RECIPIENTS)
+    return stack
+
+
+def _compose(*args: str) -> None:
+    subprocess.run(["docker", "compose", *args], cwd=ROOT, check=True, capture_output=True)
+
+
+def test_postgres_outage_defers_then_delivers(mailboxes: Stack) -> None:
+    tally = Tally("postgres stopped", RECIPIENTS)
+    tally.send(mailboxes, BATCH // 2)
+    _compose("stop", "postgres")
+    try:
+        tally.send(mailboxes, BATCH // 2)
+        # Lookups fail: Postfix answers 4xx, the senders keep their mail.
+        assert len(tally.deferred) == BATCH // 2
+    finally:
+        _compose("start", "postgres")
+    tally.retry_deferred(mailboxes)
+    tally.settle(mailboxes)
+    tally.assert_clean()
+
+
+def test_dovecot_outage_queues_then_delivers(mailboxes: Stack) -> None:
+    tally = Tally("dovecot stopped", RECIPIENTS)
+    _compose("stop", "dovecot")
+    try:
+        tally.send(mailboxes, BATCH)
+        assert tally.accepted == BATCH, "Postfix must queue while Dovecot is away"
+    finally:
+        _compose("start", "dovecot")
+    tally.settle(mailboxes)
+    tally.assert_clean()
+
+
+@pytest.mark.parametrize("how", ["restart", "SIGKILL"])
+def test_postfix_restart_with_a_full_queue_loses_nothing(mailboxes: Stack, how: str) -> None:
+    tally = Tally(f"postfix {how} with full queue", RECIPIENTS)
+    _compose("stop", "dovecot")
+    try:
+        tally.send(mailboxes, BATCH)
+        queued, _, _ = mailboxes.exec("postfix", "sh", "-c", "postqueue -j | wc -l")
+        assert int(queued) >= BATCH
+        if how == "restart":
+            _compose("restart", "postfix")
+        else:
+            _compose("kill", "-s", "KILL", "postfix")
+            _compose("up", "-d", "--wait", "postfix")
+    finally:
+        _compose("start", "dovecot")
+    tally.settle(mailboxes)
+    tally.assert_clean()
+
+
+def _certificate(stack: Stack) -> bytes:
+    return ssl.get_server_certificate(("127.0.0.1", stack.port(993))).encode()
+
+
+def test_down_and_up_keeps_everything(mailboxes: Stack) -> None:
+    tally = Tally("compose down + up", RECIPIENTS)
+    tally.send(mailboxes, BATCH // 2)
+    tally.settle(mailboxes)
+    certificate = _certificate(mailboxes)
+    _compose("stop", "dovecot")
+    queued = Tally("compose down + up (queued)", RECIPIENTS)
+    queued.send(mailboxes, BATCH // 2)
+    mailboxes.compose.stop(down=False)
+    _compose("down")
+    mailboxes.compose.start()
+    assert "all@faults.example" in mailboxes.vmm_ok("listaliases")
+    assert _certificate(mailboxes) == certificate, "the certificate was regenerated"
+    queued.settle(mailboxes)
+    queued.assert_clean()
+    tally.assert_clean()
+    # Mail delivered before the restart is still in the Maildirs.
+    tally.settle(mailboxes)
+    assert tally.delivered == BATCH // 2

@@ -1,0 +1,431 @@
+"""Nobody in: TLS on every port with the postmaster's own certificate, authentication
+only over TLS, senders bound to their logins, no relaying, least privilege in the
+database and the daemons, injection-proof lookups, and passwords in no log."""
+
+from __future__ import annotations
+
+import imaplib
+import json
+import poplib
+import smtplib
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import Stack, message, tls_context, wait_until_delivered
+
+# The TLS tests offer TLS 1.1 on purpose, to see the server refuse it.
+pytestmark = pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
+PW = "S3cure!pw-alice"
+HOSTNAME = "mail.custom.test"
+
+
+def STACK_ENV(directory: Path) -> dict[str, str]:
+    """This module's stack serves a certificate the postmaster supplied."""
+    _self_signed(directory, HOSTNAME)
+    return {"VMM_TLS_DIR": str(directory), "VMM_HOSTNAME": HOSTNAME}
+
+
+@pytest.fixture(scope="module")
+def accounts(stack: Stack) -> Stack:
+    stack.add_domain("secure.example")
+    stack.add_account("alice@secure.example", PW)
+    stack.add_account("bob@secure.example", "B0b's-own-pw")
+    stack.vmm_ok("aliasadd", "team@secure.example", "alice@secure.example")
+    return stack
+
+
+# TLS -----------------------------------------------------------------------------------
+
+
+def _read_until(sock: socket.socket, done: Callable[[bytes], bool]) -> bytes:
+    data = b""
+    while not done(data):
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise ConnectionError(f"closed after {data!r}")
+        data += chunk
+    return data
+
+
+def _starttls(sock: socket.socket, protocol: str) -> None:
+    """Speak the protocol up to the point where the TLS handshake starts."""
+    lines = lambda data: data.endswith(b"\r\n")  # noqa: E731
+    if protocol == "smtp":
+        _read_until(sock, lines)
+        sock.sendall(b"EHLO client.example\r\n")
+        assert b"STARTTLS" in _read_until(sock, lambda d: b"\r\n250 " in d or d.startswith(b"250 "))
+        sock.sendall(b"STARTTLS\r\n")
+        assert _read_until(sock, lines).startswith(b"220")
+    elif protocol == "imap":
+        _read_until(sock, lines)
+        sock.sendall(b"a STARTTLS\r\n")
+        assert b"a OK" in _read_until(sock, lambda d: b"a OK" in d or b"a NO" in d)
+    elif protocol == "pop3":
+        _read_until(sock, lines)
+        sock.sendall(b"STLS\r\n")
+        assert _read_until(sock, lines).startswith(b"+OK")
+    elif protocol == "sieve":
+        greeting = _read_until(sock, lambda d: b"\r\nOK" in d or d.startswith(b"OK"))
+        assert b'"STARTTLS"' in greeting
+        sock.sendall(b"STARTTLS\r\n")
+        assert _read_until(sock, lines).startswith(b"OK")
+
+
+def _context(version: ssl.TLSVersion) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    context.minimum_version = context.maximum_version = version
+    context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let this client offer old versions
+    return context
+
+
+def _handshake(port: int, protocol: str | None, version: ssl.TLSVersion) -> bytes | None:
+    """The server's certificate (DER) if a handshake at exactly ``version`` succeeds."""
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        if protocol:
+            _starttls(sock, protocol)
+        try:
+            with _context(version).wrap_socket(sock) as tls:
+                return tls.getpeercert(binary_form=True)
+        except (ssl.SSLError, ConnectionError, OSError):
+            return None
+
+
+def _self_signed(directory: Path, common_name: str) -> tuple[Path, Path]:
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+         "-subj", f"/CN={common_name}", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )
+    return cert, key
+
+
+def test_this_client_can_speak_tls_1_1(tmp_path: Path) -> None:
+    """Guard for the next test: a refusal must come from the server, not this client."""
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(*_self_signed(tmp_path, "localhost"))
+    server_context.minimum_version = ssl.TLSVersion.TLSv1_1
+    server_context.set_ciphers("DEFAULT:@SECLEVEL=0")
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            try:
+                with server_context.wrap_socket(conn, server_side=True) as tls:
+                    tls.recv(1)
+            except (ssl.SSLError, OSError):
+                pass
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        assert _handshake(listener.getsockname()[1], None, ssl.TLSVersion.TLSv1_1) is not None
+        thread.join(timeout=10)
+
+
+@pytest.mark.parametrize(
+    ("port", "protocol"),
+    [(25, "smtp"), (587, "smtp"), (143, "imap"), (110, "pop3"), (4190, "sieve"),
+     (465, None), (993, None), (995, None)],
+)
+def test_every_port_speaks_tls_1_2_with_the_supplied_certificate_and_refuses_1_1(
+    stack: Stack, port: int, protocol: str | None
+) -> None:
+    host_port = stack.port(port)
+    supplied = ssl.PEM_cert_to_DER_cert((Path(stack.env["VMM_TLS_DIR"]) / "cert.pem").read_text())
+    assert _handshake(host_port, protocol, ssl.TLSVersion.TLSv1_2) == supplied, f"TLS 1.2 on {port}"
+    assert _handshake(host_port, protocol, ssl.TLSVersion.TLSv1_3) == supplied, f"TLS 1.3 on {port}"
+    assert _handshake(host_port, protocol, ssl.TLSVersion.TLSv1_1) is None, f"TLS 1.1 on {port}"
+
+
+# Authentication --------------------------------------------------------------------------
+
+
+def test_plaintext_imap_and_pop3_logins_are_refused_before_starttls(accounts: Stack) -> None:
+    client = imaplib.IMAP4("127.0.0.1", accounts.port(143), timeout=30)
+    assert "LOGINDISABLED" in client.capabilities
+    with pytest.raises(imaplib.IMAP4.error):
+        client.login("alice@secure.example", PW)
+    client.shutdown()
+    pop = poplib.POP3("127.0.0.1", accounts.port(110), timeout=30)
+    with pytest.raises(poplib.error_proto):
+        pop.user("alice@secure.example")
+        pop.pass_(PW)
+    pop.close()
+
+
+def test_a_failed_login_is_delayed(accounts: Stack) -> None:
+    client = imaplib.IMAP4_SSL("127.0.0.1", accounts.port(993), ssl_context=tls_context())
+    started = time.monotonic()
+    with pytest.raises(imaplib.IMAP4.error):
+        client.login("alice@secure.example", "wrong")
+    # Dovecot's auth_failure_delay (2 s): a lower bound, so a busy machine cannot break it.
+    assert time.monotonic() - started >= 1.5
+    client.shutdown()
+
+
+def _submit_as(stack: Stack, login: str, password: str, sender: str) -> tuple[int, bytes]:
+    with stack.smtp(587) as client:
+        client.starttls(context=tls_context())
+        client.ehlo("client.example")
+        client.login(login, password)
+        code, reply = client.mail(sender)
+        if code == 250:
+            code, reply = client.rcpt("bob@secure.example")
+        return code, reply
+
+
+def test_authenticated_users_send_only_as_their_own_addresses(accounts: Stack) -> None:
+    assert _submit_as(accounts, "alice@secure.example", PW, "alice@secure.example")[0] == 250
+    assert _submit_as(accounts, "alice@secure.example", PW, "team@secure.example")[0] == 250
+    for foreign in ("bob@secure.example", "ceo@outside.example", "alice@outside.example"):
+        code, reply = _submit_as(accounts, "alice@secure.example", PW, foreign)
+        assert code == 553 and b"not owned by user" in reply, foreign
+
+
+def test_submission_reaches_the_recipient(accounts: Stack) -> None:
+    with smtplib.SMTP_SSL("127.0.0.1", accounts.port(465), context=tls_context(), timeout=30) as client:
+        client.ehlo("client.example")
+        client.login("alice@secure.example", PW)
+        client.sendmail("alice@secure.example", ["bob@secure.example"], message("bob@secure.example"))
+    assert len(wait_until_delivered(accounts, "bob@secure.example", "B0b's-own-pw")) >= 1
+
+
+# Relay ----------------------------------------------------------------------------------
+
+# RCPT probes only: DATA is never sent, and every "outside" host is reserved or a
+# loopback literal, so even a broken relay could not send a byte off this machine.
+RELAY_ATTEMPTS = [
+    "victim@outside.example",
+    "Victim@OUTSIDE.EXAMPLE",
+    "victim@outside.example.",
+    "victim%outside.example@secure.example",
+    "victim%outside.example@[127.0.0.2]",
+    "victim@outside.example@secure.example",
+    "@secure.example:victim@outside.example",
+    "@[127.0.0.2]:victim@outside.example",
+    "outside.example!victim@secure.example",
+    "outside.example!victim",
+    '"victim@outside.example"@secure.example',
+    '"victim%outside.example"@secure.example',
+    "victim@[127.0.0.2]",
+    "victim@[127.0.0.1]",
+    "victim@[IPv6:::1]",
+    "victim@[IPv6:::ffff:127.0.0.2]",
+    "victim@sub.secure.example",
+    "victim@secure.example.outside.example",
+    "victim@localhost",
+    "victim@mail.custom.test",
+    "victim",
+    "postmaster@outside.example",
+]
+
+
+def test_relay_attempts_without_auth_are_all_refused(accounts: Stack) -> None:
+    accepted = []
+    for recipient in RELAY_ATTEMPTS:
+        # One session each: Postfix drops a client after smtpd_hard_error_limit errors.
+        with accounts.smtp() as client:
+            client.mail("sender@sender.example")
+            code, _ = client.docmd(f"RCPT TO:<{recipient}>")
+        if code < 400:
+            accepted.append(recipient)
+    assert len(RELAY_ATTEMPTS) >= 20
+    assert accepted == []
+
+
+def test_the_docker_network_is_not_trusted(accounts: Stack) -> None:
+    """A client inside the stack's own network (here: the dovecot container) gets no
+    relay either; nor does the gateway address host connections arrive from."""
+    probe = (
+        "import smtplib\n"
+        "c = smtplib.SMTP('postfix', 25, timeout=20); c.ehlo('inside.example')\n"
+        "c.mail('sender@sender.example')\n"
+        "print(c.rcpt('victim@outside.example')[0])\n"
+    )
+    stdout, stderr, code = accounts.exec("dovecot", "python3", "-c", probe)
+    assert code == 0, stderr
+    assert int(stdout.strip()) >= 500
+    mynetworks, _, _ = accounts.exec("postfix", "postconf", "-h", "mynetworks")
+    assert mynetworks.split() == ["127.0.0.0/8", "[::1]/128"]
+
+
+# Least privilege ------------------------------------------------------------------------
+
+
+def _psql_as(stack: Stack, role: str, sql: str) -> tuple[str, str, int]:
+    return stack.exec(
+        "postgres", "sh", "-c",
+        f'PGPASSWORD="$(cat /run/vmm-secrets/{role}/password)" '
+        f'psql -h 127.0.0.1 -U {role} -d mailsys -v ON_ERROR_STOP=1 -Atc "$0"', sql,
+    )
+
+
+@pytest.mark.parametrize("role", ["postfix", "dovecot"])
+@pytest.mark.parametrize(
+    "sql",
+    ["SELECT count(*) FROM users", "UPDATE users SET passwd = 'x'",
+     "INSERT INTO settings VALUES ('a', 'b')", "DELETE FROM alias",
+     "CREATE TABLE evil (id int)", "SELECT * FROM pg_catalog.pg_authid"],
+)
+def test_daemon_roles_cannot_read_tables_or_write(accounts: Stack, role: str, sql: str) -> None:
+    _, stderr, code = _psql_as(accounts, role, sql)
+    assert code != 0 and "permission denied" in stderr, stderr
+
+
+def test_daemon_roles_can_call_their_lookups(accounts: Stack) -> None:
+    lookup = "SELECT * FROM postfix_virtual_mailbox_domain('secure.example')"
+    out, _, code = _psql_as(accounts, "postfix", lookup)
+    assert code == 0 and out.strip() == "OK"
+    foreign = "SELECT * FROM dovecot_user('alice', 'secure.example')"
+    _, stderr, code = _psql_as(accounts, "postfix", foreign)
+    assert code != 0 and "permission denied" in stderr
+
+
+def test_postgres_is_not_published(accounts: Stack) -> None:
+    result = subprocess.run(
+        ["docker", "compose", "port", "postgres", "5432"], capture_output=True, text=True, check=False,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    assert result.returncode != 0 or result.stdout.strip() in ("", ":0")
+
+
+def _process_owners(stack: Stack, service: str) -> dict[str, set[str]]:
+    script = (
+        "import os, pwd\n"
+        "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+        "    try:\n"
+        "        name = open(f'/proc/{pid}/comm').read().strip()\n"
+        "        uid = int(next(l for l in open(f'/proc/{pid}/status') if l.startswith('Uid:')).split()[1])\n"
+        "    except OSError:\n"
+        "        continue\n"
+        "    try: user = pwd.getpwuid(uid).pw_name\n"
+        "    except KeyError: user = str(uid)\n"
+        "    print(name, user)\n"
+    )
+    stdout, stderr, code = stack.exec(service, "python3", "-c", script)
+    assert code == 0, stderr
+    owners: dict[str, set[str]] = {}
+    for line in stdout.splitlines():
+        name, user = line.split()
+        owners.setdefault(name, set()).add(user)
+    return owners
+
+
+def test_daemons_drop_root(accounts: Stack) -> None:
+    # Keep a client session open so that the per-connection processes exist.
+    imap = accounts.imap_login("alice@secure.example", PW)
+    with accounts.smtp() as smtp:
+        postfix = _process_owners(accounts, "postfix")
+        dovecot = _process_owners(accounts, "dovecot")
+    imap.logout()
+    assert postfix["smtpd"] == {"postfix"} and postfix["qmgr"] == {"postfix"}
+    assert {name for name, users in postfix.items() if "root" in users} <= {"master", "python3"}
+    assert dovecot["imap-login"] == {"dovenull"}
+    assert all(uid.isdigit() and int(uid) >= 70000 for uid in dovecot["imap"]), dovecot["imap"]
+    # The processes that talk to clients or to PostgreSQL run unprivileged. Dovecot's
+    # master, config, log, anvil, and lmtp and quota-status (which switch to each
+    # recipient's uid) keep root by design.
+    assert dovecot["auth"] == {"dovecot"}  # runs the (asynchronous) PostgreSQL lookups
+    assert dovecot.get("auth-worker", {"dovecot"}) == {"dovecot"}
+    rooted = {name for name, users in dovecot.items() if "root" in users}
+    assert rooted <= {"dovecot", "config", "log", "anvil", "lmtp", "quota-status", "python3"}, rooted
+    postgres = _process_owners(accounts, "postgres")
+    assert postgres["postgres"] == {"postgres"}
+    del smtp
+
+
+def test_secrets_are_files_with_tight_modes_and_in_no_environment(accounts: Stack) -> None:
+    stdout, _, code = accounts.exec("postgres", "sh", "-c", "stat -c '%a %U %n' /run/vmm-secrets/*/password")
+    assert code == 0
+    modes = [line.split()[:2] for line in stdout.splitlines()]
+    assert len(modes) == 3 and all(mode == ["600", "root"] for mode in modes), stdout
+    passwords = []
+    for role in ("vmm", "postfix", "dovecot"):
+        out, _, _ = accounts.exec("postgres", "cat", f"/run/vmm-secrets/{role}/password")
+        passwords.append(out.strip())
+    # Each daemon sees only its own password.
+    out, _, code = accounts.exec("postfix", "ls", "/run/vmm-secrets")
+    assert out.split() == ["postfix"]
+    out, _, code = accounts.exec("postfix", "stat", "-c", "%a %U", "/etc/vmm/tls/key.pem")
+    assert out.split() in (["600", "root"], ["640", "root"])
+    compose_file = (Path(__file__).resolve().parents[2] / "compose.yaml").read_text()
+    for service in ("postgres", "postfix", "dovecot"):
+        inspect = subprocess.run(
+            ["docker", "inspect", f"{accounts.project}-{service}-1", "--format", "{{json .Config.Env}}"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+        for password in passwords:
+            assert len(password) >= 32
+            assert password not in inspect and password not in compose_file
+
+
+# Injection ------------------------------------------------------------------------------
+
+INJECTIONS = [
+    "x'; DROP TABLE users; --@secure.example",
+    "alice'--@secure.example",
+    "' OR '1'='1@secure.example",
+    "alice@secure.example'; DELETE FROM alias; --",
+    "%@secure.example",
+    "alice\\@secure.example",
+    "$(reboot)@secure.example",
+]
+
+
+def _database_digest(stack: Stack) -> str:
+    return "".join(stack.vmm_ok(command, "--json") for command in ("listaddresses", "listdomains"))
+
+
+def test_smtp_envelope_injection_changes_nothing(accounts: Stack) -> None:
+    before = _database_digest(accounts)
+    for address in INJECTIONS:
+        with accounts.smtp() as client:
+            code, _ = client.docmd(f"MAIL FROM:<{address}>")
+            if code == 250:
+                code, reply = client.docmd(f"RCPT TO:<{address}>")
+                # Refused, or parsed as a plain address; never a broken lookup (4xx).
+                assert code == 250 or code >= 500, (address, code, reply)
+    assert _database_digest(accounts) == before
+    # The lookups are still healthy.
+    assert accounts.rcpt("alice@secure.example")[0] == 250
+
+
+def test_cli_injection_is_refused_or_stored_literally(accounts: Stack) -> None:
+    before = _database_digest(accounts)
+    for address in INJECTIONS:
+        if accounts.vmm("aliasadd", address, "alice@secure.example").returncode == 0:
+            # A valid, if odd, address (RFC 5322 atext allows ' and -): stored as typed.
+            info = json.loads(accounts.vmm_ok("aliasinfo", address, "--json"))
+            assert info["alias"] == address.lower()
+            accounts.vmm_ok("aliasdelete", address)
+    assert _database_digest(accounts) == before
+    note = "Robert'); DROP TABLE users; --"
+    accounts.vmm_ok("usernote", "alice@secure.example", "-n", note)
+    assert json.loads(accounts.vmm_ok("userinfo", "alice@secure.example", "--json"))["note"] == note
+
+
+# Passwords stay secret ----------------------------------------------------------------
+
+
+def test_passwords_appear_in_no_log_and_no_json(accounts: Stack) -> None:
+    accounts.imap_login("alice@secure.example", PW).logout()
+    with pytest.raises(imaplib.IMAP4.error):
+        accounts.imap_login("alice@secure.example", "Wr0ng-but-secret")
+    logs = subprocess.run(
+        ["docker", "compose", "logs", "--no-color"], capture_output=True, text=True, check=True,
+        cwd=Path(__file__).resolve().parents[2],
+    ).stdout
+    assert "alice@secure.example" in logs  # the logs were read
+    for secret in (PW, "Wr0ng-but-secret", "B0b's-own-pw"):
+        assert secret not in logs
+    info = accounts.vmm_ok("userinfo", "alice@secure.example", "--json")
+    assert "{BLF-CRYPT}" not in info and PW not in info
