@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import re
 import smtplib
 import time
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ print(json.dumps(counts))
 """
 
 
-@dataclass
+@dataclass(eq=False)  # identity: a tally is one run of a scenario
 class Tally:
     scenario: str
     recipients: list[str]
@@ -47,13 +48,18 @@ class Tally:
     lost: int = 0
     markers: list[str] = field(default_factory=list)  # accepted messages
 
+    @property
+    def prefix(self) -> str:
+        """The scenario as it stands in the Subject of its messages."""
+        return re.sub(r"[^a-z0-9]+", "-", self.scenario.lower()).strip("-") + "-"
+
     def send(self, stack: Stack, count: int) -> None:
         """Offer ``count`` more messages, spread over the recipients, one SMTP session
         each (a fault may drop a session)."""
         for _ in range(count):
             number = self.sent
             self.sent += 1
-            self._offer(stack, f"{self.scenario}-{number}", first=True)
+            self._offer(stack, f"{self.prefix}{number}", first=True)
 
     def _offer(self, stack: Stack, marker: str, first: bool) -> bool:
         recipient = self.recipients[int(marker.rsplit("-", 1)[1]) % len(self.recipients)]
@@ -97,7 +103,7 @@ class Tally:
         deadline = time.monotonic() + timeout
         while True:
             stack.exec("postfix", "postqueue", "-f")
-            out, err, code = stack.exec("dovecot", "python3", "-c", _COUNT_SCRIPT, self.scenario + "-")
+            out, err, code = stack.exec("dovecot", "python3", "-c", _COUNT_SCRIPT, self.prefix)
             assert code == 0, err
             counts: dict[str, int] = json.loads(out)
             arrived = [marker for marker in self.markers if counts.get(marker, 0) >= 1]
@@ -112,7 +118,8 @@ class Tally:
             1 for line in log.splitlines()
             if "status=bounced" in line and any(r in line for r in self.recipients)
         )
-        REPORT.append(self)
+        if self not in REPORT:
+            REPORT.append(self)
 
     def row(self) -> list[object]:
         return [self.scenario, self.sent, self.accepted + self.retried, self.delivered,
