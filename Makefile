@@ -8,7 +8,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 export TESTCONTAINERS_RYUK_DISABLED := true
 
-.PHONY: help docker images up down test unit faults lint clean
+.PHONY: help docker images up down test unit faults bench lint clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,9 +42,12 @@ unit: $(VENV)/.installed ## Only the unit tests (no Docker needed)
 faults: images $(VENV)/.installed ## Only the fault scenarios, with the message report
 	@$(PYTHON) -m pytest -m faults tests/e2e
 
+bench: up $(VENV)/.installed ## Benchmarks against same-run references (bench/results/)
+	@$(PYTHON) -m bench
+
 lint: $(VENV)/.installed ## ruff and mypy --strict
-	@$(VENV)/bin/ruff check vmm tests
-	@$(VENV)/bin/mypy vmm tests
+	@$(VENV)/bin/ruff check vmm tests bench
+	@$(VENV)/bin/mypy vmm tests bench
 
 clean: ## Stop the stack and remove its volumes, test leftovers and the venv
 	@$(COMPOSE) down -v --remove-orphans || true

@@ -11,11 +11,11 @@ from vmm.addresses import EmailAddress
 from vmm.db import Connection
 from vmm.domains import Domain
 from vmm.errors import AlreadyExists, NotFound
-from vmm.limits import SERVICES, Quota
+from vmm.limits import SERVICES, HasLimits, Quota
 
 
 @dataclass(frozen=True)
-class Account:
+class Account(HasLimits):
     uid: int
     gid: int
     address: str
@@ -32,14 +32,6 @@ class Account:
     imap: bool
     sieve: bool
     own_services: bool
-
-    @property
-    def quota(self) -> Quota:
-        return Quota(self.quota_bytes, self.quota_messages)
-
-    @property
-    def services(self) -> dict[str, bool]:
-        return {service: bool(getattr(self, service)) for service in SERVICES}
 
 
 _SELECT = """
@@ -158,3 +150,32 @@ def set_services(conn: Connection, account: Account, services: dict[str, bool] |
 def set_transport(conn: Connection, account: Account, transport: str | None) -> None:
     """The account's own transport; None falls back to the domain's."""
     conn.execute("UPDATE users SET transport = %s WHERE uid = %s", (transport, account.uid))
+
+
+def add_many(conn: Connection, rows: list[tuple[int, str, str]]) -> list[tuple[int, int, str]]:
+    """Bulk insert of (gid, local part, hash) in one statement; returns (uid, gid, local
+    part). The caller has locked the domains and checked that no address is in use."""
+    gids, locals_, hashes = (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [])
+    inserted = conn.execute(
+        """INSERT INTO users (gid, local_part, passwd)
+           SELECT * FROM unnest(%s::integer[], %s::text[], %s::text[])
+           RETURNING uid, gid, local_part""",
+        (gids, locals_, hashes),
+    ).fetchall()
+    return [(int(str(uid)), int(str(gid)), str(local)) for uid, gid, local in inserted]
+
+
+def addresses_in_use(conn: Connection, pairs: list[tuple[int, str]]) -> list[str]:
+    """Which of the (gid, local part) pairs are already an account, alias or relocated."""
+    gids = [gid for gid, _ in pairs]
+    locals_ = [local for _, local in pairs]
+    rows = conn.execute(
+        """SELECT x.local_part || '@' || n.domainname
+             FROM unnest(%s::integer[], %s::text[]) AS x(gid, local_part)
+             JOIN domain_name n ON n.gid = x.gid AND n.is_primary
+            WHERE EXISTS (SELECT 1 FROM users u WHERE u.gid = x.gid AND u.local_part = x.local_part)
+               OR EXISTS (SELECT 1 FROM alias a WHERE a.gid = x.gid AND a.address = x.local_part)
+               OR EXISTS (SELECT 1 FROM relocated r WHERE r.gid = x.gid AND r.address = x.local_part)""",
+        (gids, locals_),
+    ).fetchall()
+    return [str(row[0]) for row in rows]

@@ -10,12 +10,12 @@ from psycopg.rows import class_row
 from vmm.addresses import DomainName
 from vmm.db import Connection
 from vmm.errors import AlreadyExists, Conflict, NotFound
-from vmm.limits import SERVICES, Quota
+from vmm.limits import HasLimits, Quota
 from vmm.mailboxes import domain_directory
 
 
 @dataclass(frozen=True)
-class Domain:
+class Domain(HasLimits):
     gid: int
     name: str  # ACE form of the primary name
     domaindir: str
@@ -27,14 +27,6 @@ class Domain:
     imap: bool
     sieve: bool
     note: str | None
-
-    @property
-    def quota(self) -> Quota:
-        return Quota(self.quota_bytes, self.quota_messages)
-
-    @property
-    def services(self) -> dict[str, bool]:
-        return {service: bool(getattr(self, service)) for service in SERVICES}
 
 
 _SELECT = """

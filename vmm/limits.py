@@ -75,6 +75,25 @@ def format_storage(value: int) -> str:
     return f"{value} B"
 
 
+class HasLimits:
+    """The quota and service columns that domains and accounts share."""
+
+    quota_bytes: int
+    quota_messages: int
+    smtp: bool
+    pop3: bool
+    imap: bool
+    sieve: bool
+
+    @property
+    def quota(self) -> Quota:
+        return Quota(self.quota_bytes, self.quota_messages)
+
+    @property
+    def services(self) -> dict[str, bool]:
+        return {service: bool(getattr(self, service)) for service in SERVICES}
+
+
 @dataclass(frozen=True)
 class Quota:
     bytes: int

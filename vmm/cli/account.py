@@ -20,6 +20,7 @@ from vmm.cli.app import (
     ServiceArgs,
     ServiceOption,
     command,
+    details_wanted,
     one_of,
     read_password,
     rounds,
@@ -82,14 +83,13 @@ def userinfo(
 ) -> None:
     """Show an account's settings; -d aliases, du (disk usage) or full adds those."""
     parsed = EmailAddress.parse(address)
-    if details is not None and details not in DETAILS:
-        raise InvalidValue(f"invalid details {details!r} ({', '.join(DETAILS)})")
+    wanted = details_wanted(details, DETAILS)
     with session() as s:
         account = accounts.get(s.conn, parsed)
         pointing = aliases.pointing_at(
             s.conn, domains.names(s.conn, account.gid), account.address.partition("@")[0]
         )
-        show_du = details in ("du", "full") or s.config.flag("account.disk_usage")
+        show_du = "du" in wanted or s.config.flag("account.disk_usage")
     usage = mailboxes.disk_usage(Path(account.home)) if show_du else None
     if as_json:
         show_json({
@@ -115,7 +115,7 @@ def userinfo(
     if usage is not None:
         rows.append(("Disk Usage", format_storage(usage) if usage else "0 B"))
     show("Account information", rows)
-    if details in ("aliases", "full"):
+    if "aliases" in wanted:
         typer.echo("")
         show_list("Alias addresses", [alias for alias, _ in pointing])
 

@@ -112,6 +112,15 @@ NameOption = Annotated[
 ]
 
 
+def details_wanted(details: str | None, allowed: tuple[str, ...]) -> set[str]:
+    """vmm(1)'s ``-d details``: one of ``allowed``, where the last one, ``full``, means all."""
+    if details is None:
+        return set()
+    if details not in allowed:
+        raise InvalidValue(f"invalid details {details!r} ({', '.join(allowed)})")
+    return set(allowed[:-1]) if details == allowed[-1] else {details}
+
+
 def one_of(value: str | None, delete: bool, option: str) -> str | None:
     """vmm(1)'s ``-n VALUE | -d``: exactly one of them; None means delete."""
     if delete == (value is not None):

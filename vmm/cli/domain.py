@@ -19,6 +19,7 @@ from vmm.cli.app import (
     ServiceArgs,
     ServiceOption,
     command,
+    details_wanted,
     one_of,
     session,
     show,
@@ -26,7 +27,6 @@ from vmm.cli.app import (
     show_list,
 )
 from vmm.cli.provision import create_account, create_domain
-from vmm.errors import InvalidValue
 from vmm.limits import Quota, parse_messages, parse_services, parse_storage, parse_transport
 
 DETAILS = ("accounts", "aliasdomains", "aliases", "catchall", "relocated", "full")
@@ -75,9 +75,7 @@ def domaininfo(
 ) -> None:
     """Show a domain's settings and what it holds; -d lists the details too."""
     name = DomainName.parse(fqdn)
-    if details is not None and details not in DETAILS:
-        raise InvalidValue(f"invalid details {details!r} ({', '.join(DETAILS)})")
-    wanted = set(DETAILS[:-1]) if details == "full" else {details} if details else set()
+    wanted = details_wanted(details, DETAILS)
     with session() as s:
         domain = domains.get(s.conn, name)
         found = domains.counts(s.conn, domain.gid)

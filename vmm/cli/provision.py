@@ -36,11 +36,16 @@ def create_account(
     password, generated = read_password(password_stdin, config)
     hashed = passwords.hash_password(password, config.get("misc.password_scheme"), rounds(config))
     account = accounts.add(s.conn, address, domain, hashed, note)
-    home = Path(account.home)
+    create_maildir(s, Path(account.home), account.uid, account.gid)
+    return account, password if generated else None
+
+
+def create_maildir(s: Session, home: Path, uid: int, gid: int) -> None:
+    """An account's home and Maildir as the mailbox.* and account.* options say; removed
+    again if the command's transaction fails."""
+    config = s.config
     mailboxes.create_account_dir(
-        home, account.uid, account.gid, config.number("account.directory_mode"),
-        config.get("mailbox.root"), mailboxes.parse_folders(config.get("mailbox.folders")),
-        config.flag("mailbox.subscribe"),
+        home, uid, gid, config.number("account.directory_mode"), config.get("mailbox.root"),
+        mailboxes.parse_folders(config.get("mailbox.folders")), config.flag("mailbox.subscribe"),
     )
     s.created(home)
-    return account, password if generated else None

@@ -1,0 +1,120 @@
+"""Metrics 1 and 3: delivered messages per second with Postfix's smtp-source as the
+load (20 sessions, 10 KiB, 1,000 accounts), against Postfix with static hash maps and
+its own virtual(8) on the same machine; and the SQL each delivered recipient costs."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from bench.stack import NETWORK, compose, exec_in, run, sql
+
+ACCOUNTS = 1000
+SESSIONS = 20
+SIZE = 10 * 1024
+# smtp-source numbers the recipients u0@ ... u999@ across the messages: 500 messages with
+# two recipients each reach all 1,000 accounts once per run.
+MESSAGES, RECIPIENTS = 500, 2
+DELIVERIES = MESSAGES * RECIPIENTS
+REFERENCE = "vmmbench-reference"
+
+_COUNT = """
+import os, sys
+total = 0
+for home in os.scandir(sys.argv[1]):
+    try:
+        total += len(os.listdir(os.path.join(home.path, sys.argv[2], 'new')))
+    except OSError:
+        pass
+print(total)
+"""
+
+
+def _smtp_source(host: str) -> None:
+    run("docker", "run", "--rm", "--network", NETWORK, "--entrypoint", "smtp-source", "vmm-postfix",
+        "-s", str(SESSIONS), "-l", str(SIZE), "-m", str(MESSAGES), "-r", str(RECIPIENTS),
+        "-f", "load@sender.example", "-t", "u@bench.example", f"{host}:25")
+
+
+def _timed_run(host: str, count: Callable[[], int]) -> float:
+    """Deliveries per second: from the first connection until the last file is in."""
+    before = count()
+    started = time.monotonic()
+    _smtp_source(host)
+    while count() < before + DELIVERIES:
+        if time.monotonic() - started > 300:
+            raise RuntimeError(f"{host}: only {count() - before} of {DELIVERIES} delivered")
+        time.sleep(0.1)
+    return DELIVERIES / (time.monotonic() - started)
+
+
+def ours(domain_dir: str, runs: int = 3) -> tuple[float, dict[str, float]]:
+    """The median rate over ``runs`` and the SQL statistics of those runs."""
+    def count() -> int:
+        return int(exec_in("dovecot", "python3", "-c", _COUNT, domain_dir, "Maildir"))
+
+    sql("SELECT pg_stat_statements_reset()")
+    [[sessions_before]] = sql("SELECT sessions FROM pg_stat_database WHERE datname = 'mailsys'")
+    [[seq_before, idx_before]] = sql(
+        "SELECT sum(seq_scan), sum(coalesce(idx_scan, 0)) FROM pg_stat_user_tables")
+    rates = [_timed_run("postfix", count) for _ in range(runs)]
+    [[calls]] = sql(
+        "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid"
+        " WHERE r.rolname IN ('postfix', 'dovecot') AND s.toplevel")
+    [[sessions_after]] = sql("SELECT sessions FROM pg_stat_database WHERE datname = 'mailsys'")
+    [[seq_after, idx_after]] = sql(
+        "SELECT sum(seq_scan), sum(coalesce(idx_scan, 0)) FROM pg_stat_user_tables")
+    deliveries = runs * DELIVERIES
+    return statistics.median(rates), {
+        "queries_per_recipient": int(calls) / deliveries,
+        "new_connections": int(sessions_after) - int(sessions_before),
+        "seq_scans": int(seq_after) - int(seq_before),
+        "index_scans": int(idx_after) - int(idx_before),
+    }
+
+
+def reference(master_cf: Path, runs: int = 3) -> float:
+    """The same load into Postfix with hash maps and virtual(8), in the same image."""
+    vmailbox = "".join(f"u{n}@bench.example bench.example/u{n}/Maildir/\n" for n in range(ACCOUNTS))
+    main_cf = "\n".join([
+        "compatibility_level = 3.10", "myhostname = reference.bench.example", "mydestination =",
+        "local_recipient_maps =", "alias_maps =", "inet_protocols = ipv4",
+        "maillog_file = /dev/stdout", "smtpd_peername_lookup = no",
+        "virtual_mailbox_domains = bench.example", "virtual_mailbox_maps = hash:/etc/postfix/vmailbox",
+        "virtual_mailbox_base = /srv/ref", "virtual_uid_maps = static:70000",
+        "virtual_gid_maps = static:70000", "virtual_minimum_uid = 70000",
+        "virtual_transport = virtual", "",
+    ])
+    script = (
+        "set -e; cat >/etc/postfix/main.cf <<'EOF'\n" + main_cf + "EOF\n"
+        "cat >/etc/postfix/vmailbox <<'EOF'\n" + vmailbox + "EOF\n"
+        "cp /bench/master.cf /etc/postfix/master.cf; postmap /etc/postfix/vmailbox\n"
+        "mkdir -p /srv/ref && chown 70000:70000 /srv/ref; exec postfix start-fg\n"
+    )
+    run("docker", "rm", "-f", REFERENCE, check=False)
+    run("docker", "run", "-d", "--name", REFERENCE, "--network", NETWORK, "-v",
+        f"{master_cf.parent}:/bench:ro", "--entrypoint", "sh", "vmm-postfix", "-c", script)
+    try:
+        deadline = time.monotonic() + 60
+        while "220" not in run("docker", "exec", REFERENCE, "python3", "-c",
+                               "import socket; print(socket.create_connection(('127.0.0.1', 25), 2)"
+                               ".recv(64).decode())", check=False):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the reference Postfix did not start")
+            time.sleep(0.5)
+
+        def count() -> int:
+            return int(run("docker", "exec", REFERENCE, "python3", "-c", _COUNT,
+                           "/srv/ref/bench.example", "Maildir"))
+
+        return statistics.median(_timed_run(REFERENCE, count) for _ in range(runs))
+    finally:
+        run("docker", "rm", "-f", REFERENCE, check=False)
+
+
+def rendered_master_cf(directory: Path) -> Path:
+    path = directory / "master.cf"
+    path.write_text(compose("exec", "-T", "postfix", "cat", "/etc/postfix/master.cf"))
+    return path

@@ -1,0 +1,98 @@
+"""Bulk provisioning (not in vmm(1)): `vmm import` creates many accounts in one
+transaction, hashing on every core."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Annotated, TextIO
+
+import typer
+
+from vmm import accounts, domains, passwords
+from vmm.addresses import EmailAddress
+from vmm.cli.app import app, rounds, session
+from vmm.cli.provision import create_maildir
+from vmm.errors import AlreadyExists, InvalidValue, NotFound
+
+
+def _read(stream: TextIO, kind: str) -> list[tuple[str, str]]:
+    """(address, password or {SCHEME}hash) rows from CSV (header address,password) or a
+    JSON list of {"address": ..., "password": ...}."""
+    try:
+        if kind == "json":
+            items = json.load(stream)
+            return [(str(item["address"]), str(item["password"])) for item in items]
+        reader = csv.DictReader(stream)
+        if not {"address", "password"} <= set(reader.fieldnames or []):
+            raise InvalidValue("the CSV input needs the header line: address,password")
+        return [(row["address"], row["password"]) for row in reader]
+    except (KeyError, TypeError, ValueError, csv.Error) as exc:
+        raise InvalidValue(f"cannot read the {kind} input: {exc}") from None
+
+
+def _hash(job: tuple[str, str, passwords.Rounds]) -> str:
+    password, scheme, cost = job
+    return passwords.hash_password(password, scheme, cost)
+
+
+@app.command("import")
+def import_(
+    source: Annotated[str, typer.Argument(help="A CSV or JSON file, or - for stdin.")],
+    kind: Annotated[str, typer.Option("--format", help="csv (address,password) or json.")] = "csv",
+) -> None:
+    """Create many accounts at once, in one transaction: all or none. A password that is
+    a ready {SCHEME}hash is stored as it is; others are hashed with
+    misc.password_scheme on every core. Domains must exist."""
+    if kind not in ("csv", "json"):
+        raise InvalidValue("--format is csv or json")
+    if source == "-":
+        rows = _read(sys.stdin, kind)
+    else:
+        try:
+            with open(source, newline="", encoding="utf-8") as stream:
+                rows = _read(stream, kind)
+        except OSError as exc:
+            raise NotFound(f"cannot read {source}: {exc.strerror}") from None
+    if not rows:
+        raise InvalidValue("no accounts in the input")
+    parsed = [EmailAddress.parse(address) for address, _ in rows]
+    if len({str(address) for address in parsed}) != len(parsed):
+        raise AlreadyExists("the input names an address twice")
+    with session() as s:
+        scheme, cost = s.config.get("misc.password_scheme"), rounds(s.config)
+        found: dict[str, domains.Domain] = {}
+        for address in parsed:
+            if address.domain.ace not in found:
+                domain = domains.get(s.conn, address.domain)
+                domains.lock(s.conn, domain)
+                found[address.domain.ace] = domain
+        pairs = [(found[a.domain.ace].gid, a.local_part) for a in parsed]
+        taken = accounts.addresses_in_use(s.conn, pairs)
+        if taken:
+            raise AlreadyExists(f"{len(taken)} addresses already exist, e.g. {taken[0]}")
+        hashes: list[str] = [""] * len(rows)
+        plain = []
+        for index, (_, secret) in enumerate(rows):
+            if secret.startswith("{"):
+                hashes[index] = passwords.check_ready_hash(secret, allow_weak=False)[0]
+            elif not secret:
+                raise InvalidValue(f"empty password for {parsed[index]}")
+            else:
+                plain.append(index)
+        with ProcessPoolExecutor(max_workers=os.cpu_count()) as pool:
+            jobs = [(rows[index][1], scheme, cost) for index in plain]
+            for index, hashed in zip(plain, pool.map(_hash, jobs, chunksize=64), strict=True):
+                hashes[index] = hashed
+        created = accounts.add_many(
+            s.conn, [(gid, local, hashed) for (gid, local), hashed in zip(pairs, hashes, strict=True)]
+        )
+        domain_dirs = {domain.gid: domain.domaindir for domain in found.values()}
+        with typer.progressbar(created, label="Creating Maildirs", file=sys.stderr) as progress:
+            for uid, gid, _ in progress:
+                create_maildir(s, Path(domain_dirs[gid]) / str(uid), uid, gid)
+    typer.echo(f"imported {len(created)} accounts")
