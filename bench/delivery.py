@@ -23,7 +23,7 @@ REFERENCE = "vmmbench-reference"
 _COUNT = """
 import os, sys
 total = 0
-for home in os.scandir(sys.argv[1]):
+for home in os.scandir(sys.argv[1]) if os.path.isdir(sys.argv[1]) else []:
     try:
         total += len(os.listdir(os.path.join(home.path, sys.argv[2], 'new')))
     except OSError:
