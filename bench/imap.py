@@ -11,6 +11,7 @@ from pathlib import Path
 
 from passlib.hash import bcrypt
 
+import vmm.passwords  # noqa: F401 (quiets passlib's logger as the CLI does)
 from bench.stack import run, sql
 
 CLIENTS = 20
