@@ -3,9 +3,11 @@ loopback ports, with named wait helpers. Every test module gets a fresh stack.""
 
 from __future__ import annotations
 
+import base64
 import imaplib
 import os
 import smtplib
+import socket
 import ssl
 import subprocess
 import time
@@ -78,6 +80,22 @@ class Stack:
             client.shutdown()
             raise
         return client
+
+    def managesieve_login(self, user: str, password: str) -> bool:
+        """STARTTLS, then AUTHENTICATE PLAIN on ManageSieve (RFC 5804): accepted?"""
+        with socket.create_connection(("127.0.0.1", self.port(4190)), timeout=30) as raw:
+            stream = raw.makefile("rb")
+            while not stream.readline().startswith(b"OK"):
+                pass
+            raw.sendall(b"STARTTLS\r\n")
+            assert stream.readline().startswith(b"OK")
+            with tls_context().wrap_socket(raw) as tls:
+                reader = tls.makefile("rb")
+                while not reader.readline().startswith(b"OK"):  # capabilities again
+                    pass
+                token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+                tls.sendall(f'AUTHENTICATE "PLAIN" "{token}"\r\n'.encode())
+                return reader.readline().startswith(b"OK")
 
     def add_account(self, address: str, password: str) -> None:
         self.vmm_ok("useradd", address, "--password-stdin", stdin=password + "\n")

@@ -109,6 +109,11 @@ def test_disabled_services_refuse_logins(stack: Stack) -> None:
             client.login("frank@svc.example", PW)
         assert client.login("erin@svc.example", PW)[0] == 235
 
+    # ManageSieve follows the sieve service.
+    stack.vmm_ok("userservices", "frank@svc.example", "-s", "imap", "sieve")
+    assert stack.managesieve_login("frank@svc.example", PW)
+    assert not stack.managesieve_login("erin@svc.example", PW)
+
     # A domain-wide change reaches accounts without an override of their own.
     stack.add_account("gina@svc.example", PW)
     stack.vmm_ok("domainservices", "svc.example", "-s", "smtp")
