@@ -2,7 +2,10 @@
 -- vmm CLI and the daemons. Applied by `vmm migrate` as the owner role `vmm`; the roles
 -- `postfix` and `dovecot` (created with the cluster) get EXECUTE on their functions only.
 -- Every function runs as its owner (SECURITY DEFINER) so the daemon roles need no
--- privilege on any table.
+-- privilege on any table. They are PL/pgSQL, which keeps each plan for the life of the
+-- connection: PostgreSQL re-plans a LANGUAGE sql body on every call when it cannot
+-- inline it (never for SECURITY DEFINER), measured at 1-2.5 ms per lookup under load
+-- against 0.1-0.3 ms (make bench).
 
 ALTER DEFAULT PRIVILEGES REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 
@@ -72,8 +75,10 @@ CREATE TABLE relocated (
 -- domain (primary or alias) is ours.
 -- GRANT EXECUTE ON FUNCTION postfix_virtual_mailbox_domain(text) TO postfix;
 CREATE FUNCTION postfix_virtual_mailbox_domain(the_domain text) RETURNS SETOF text
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
-    SELECT 'OK'::text FROM domain_name WHERE domainname = lower(the_domain)
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    RETURN QUERY SELECT 'OK'::text FROM domain_name WHERE domainname = lower(the_domain);
+END
 $$;
 
 -- Postfix: virtual_mailbox_maps (recipient validation; delivery goes to Dovecot over
@@ -81,12 +86,15 @@ $$;
 -- GRANT EXECUTE ON FUNCTION postfix_virtual_mailbox_map(text, text) TO postfix;
 CREATE FUNCTION postfix_virtual_mailbox_map(the_local text, the_domain text)
 RETURNS SETOF text
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    RETURN QUERY
     SELECT d.domaindir || '/' || u.uid
       FROM domain_name n
       JOIN domain_data d ON d.gid = n.gid
       JOIN users u ON u.gid = n.gid AND u.local_part = lower(the_local)
-     WHERE n.domainname = lower(the_domain)
+     WHERE n.domainname = lower(the_domain);
+END
 $$;
 
 -- Postfix: virtual_alias_maps. Parameters: local part (%u), domain (%d).
@@ -137,39 +145,53 @@ $$;
 -- Postfix: relocated_maps. Parameters: local part (%u), domain (%d). Result: the new
 -- address, which Postfix quotes in its "user has moved to" reply.
 -- GRANT EXECUTE ON FUNCTION postfix_relocated_map(text, text) TO postfix;
-CREATE FUNCTION postfix_relocated_map(the_local text, the_domain text) RETURNS SETOF text
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+CREATE FUNCTION postfix_relocated_map(the_local text, the_domain text)
+RETURNS SETOF text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    RETURN QUERY
     SELECT r.destination
       FROM domain_name n JOIN relocated r ON r.gid = n.gid AND r.address = lower(the_local)
-     WHERE n.domainname = lower(the_domain)
+     WHERE n.domainname = lower(the_domain);
+END
 $$;
 
 -- Postfix: transport_maps. Parameters: local part (%u), domain (%d). Result: the
 -- account's transport, or its domain's when the account has none of its own.
 -- GRANT EXECUTE ON FUNCTION postfix_transport_map(text, text) TO postfix;
-CREATE FUNCTION postfix_transport_map(the_local text, the_domain text) RETURNS SETOF text
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+CREATE FUNCTION postfix_transport_map(the_local text, the_domain text)
+RETURNS SETOF text
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    RETURN QUERY
     SELECT coalesce(u.transport, d.transport)
       FROM domain_name n
       JOIN domain_data d ON d.gid = n.gid
       JOIN users u ON u.gid = n.gid AND u.local_part = lower(the_local)
-     WHERE n.domainname = lower(the_domain)
+     WHERE n.domainname = lower(the_domain);
+END
 $$;
 
 -- Postfix: virtual_uid_maps / virtual_gid_maps (used when an account's transport is
 -- Postfix's own virtual(8)). Parameters: local part (%u), domain (%d).
 -- GRANT EXECUTE ON FUNCTION postfix_uid_map(text, text), postfix_gid_map(text, text) TO postfix;
 CREATE FUNCTION postfix_uid_map(the_local text, the_domain text) RETURNS SETOF integer
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    RETURN QUERY
     SELECT u.uid
       FROM domain_name n JOIN users u ON u.gid = n.gid AND u.local_part = lower(the_local)
-     WHERE n.domainname = lower(the_domain)
+     WHERE n.domainname = lower(the_domain);
+END
 $$;
 CREATE FUNCTION postfix_gid_map(the_local text, the_domain text) RETURNS SETOF integer
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    RETURN QUERY
     SELECT u.gid
       FROM domain_name n JOIN users u ON u.gid = n.gid AND u.local_part = lower(the_local)
-     WHERE n.domainname = lower(the_domain)
+     WHERE n.domainname = lower(the_domain);
+END
 $$;
 
 -- Dovecot: passdb. Parameters: local part, domain, protocol (imap, pop3, lmtp, smtp
@@ -178,7 +200,9 @@ $$;
 -- GRANT EXECUTE ON FUNCTION dovecot_password(text, text, text) TO dovecot;
 CREATE FUNCTION dovecot_password(the_local text, the_domain text, the_protocol text)
 RETURNS TABLE ("user" text, password text)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    RETURN QUERY
     SELECT u.local_part || '@' || p.domainname, u.passwd
       FROM domain_name n
       JOIN domain_data d ON d.gid = n.gid
@@ -192,7 +216,8 @@ LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
              WHEN 'sieve' THEN coalesce(u.sieve, d.sieve)
              WHEN 'managesieve' THEN coalesce(u.sieve, d.sieve)
              ELSE false
-           END
+           END;
+END
 $$;
 
 -- Dovecot: userdb. Parameters: local part, domain. Result: home, uid, gid and the
@@ -200,21 +225,27 @@ $$;
 -- GRANT EXECUTE ON FUNCTION dovecot_user(text, text) TO dovecot;
 CREATE FUNCTION dovecot_user(the_local text, the_domain text)
 RETURNS TABLE (home text, uid integer, gid integer, quota_bytes bigint, quota_messages bigint)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    RETURN QUERY
     SELECT d.domaindir || '/' || u.uid, u.uid, u.gid,
            coalesce(u.quota_bytes, d.quota_bytes), coalesce(u.quota_messages, d.quota_messages)
       FROM domain_name n
       JOIN domain_data d ON d.gid = n.gid
       JOIN users u ON u.gid = n.gid AND u.local_part = lower(the_local)
-     WHERE n.domainname = lower(the_domain)
+     WHERE n.domainname = lower(the_domain);
+END
 $$;
 
 -- Dovecot: userdb iteration (doveadm -A). Result: every account's canonical name.
 -- GRANT EXECUTE ON FUNCTION dovecot_user_list() TO dovecot;
 CREATE FUNCTION dovecot_user_list() RETURNS TABLE ("user" text)
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public AS $$
+LANGUAGE plpgsql STABLE SECURITY DEFINER SET search_path = public AS $$
+BEGIN
+    RETURN QUERY
     SELECT u.local_part || '@' || p.domainname
-      FROM users u JOIN domain_name p ON p.gid = u.gid AND p.is_primary
+      FROM users u JOIN domain_name p ON p.gid = u.gid AND p.is_primary;
+END
 $$;
 
 GRANT EXECUTE ON FUNCTION
