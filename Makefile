@@ -8,7 +8,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 export TESTCONTAINERS_RYUK_DISABLED := true
 
-.PHONY: help docker images up down test unit faults bench lint clean
+.PHONY: help docker images test-images up down test unit faults bench lint clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,14 +32,18 @@ $(VENV)/.installed: requirements-dev.txt
 	@$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
-test: images $(VENV)/.installed ## Run the whole suite: lint, unit, integration, e2e
+test: images test-images $(VENV)/.installed ## Run the whole suite: lint, unit, integration, e2e
 	@$(MAKE) --no-print-directory lint
 	@$(PYTHON) -m pytest tests
 
 unit: $(VENV)/.installed ## Only the unit tests (no Docker needed)
 	@$(PYTHON) -m pytest tests/unit
 
-faults: images $(VENV)/.installed ## Only the fault scenarios, with the message report
+# The test stacks' own DNS (tests/e2e/dns.yaml).
+test-images: docker
+	@$(COMPOSE) -f compose.yaml -f tests/e2e/dns.yaml build --quiet dns
+
+faults: images test-images $(VENV)/.installed ## Only the fault scenarios, with the message report
 	@$(PYTHON) -m pytest -m faults tests/e2e
 
 bench: up $(VENV)/.installed ## Benchmarks against same-run references (bench/results/)

@@ -6,11 +6,16 @@ from __future__ import annotations
 import socket
 import sys
 
-GREETINGS = {"smtp": b"220 ", "lmtp": b"220 ", "imap": b"* OK", "pop3": b"+OK"}
+GREETINGS = {"smtp": b"220 ", "lmtp": b"220 ", "imap": b"* OK", "pop3": b"+OK", "rspamd": b"HTTP/1.1 200"}
+# Servers that speak only when asked: rspamd's controller answers /ping once its
+# configuration is loaded.
+REQUESTS = {"rspamd": b"GET /ping HTTP/1.0\r\n\r\n"}
 
 
 def check(protocol: str, port: int, host: str = "127.0.0.1", timeout: float = 3.0) -> bool:
     with socket.create_connection((host, port), timeout=timeout) as conn:
+        if protocol in REQUESTS:
+            conn.sendall(REQUESTS[protocol])
         greeting = conn.recv(512)
     return greeting.startswith(GREETINGS[protocol])
 

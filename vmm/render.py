@@ -38,6 +38,9 @@ class PostfixContext:
     quota_status_port: int
     tls_cert: str
     tls_key: str
+    filter_host: str
+    milter_port: int
+    milter_default_action: str
 
 
 @dataclass(frozen=True)
@@ -53,16 +56,27 @@ class DovecotContext:
     tls_cert: str
     tls_key: str
     allow_weak_schemes: bool
+    submission_host: str
     first_valid_uid: int = 70000
     first_valid_gid: int = 70000
 
 
-Context = PostgresContext | PostfixContext | DovecotContext
+@dataclass(frozen=True)
+class RspamdContext:
+    milter_port: int
+    dkim_dir: str
+
+
+Context = PostgresContext | PostfixContext | DovecotContext | RspamdContext
+
+MILTER_ACTIONS = {"defer": "tempfail", "pass": "accept"}
 
 
 def context_for(service: str, runtime: Runtime) -> Context:
     if service == "postgres":
         return PostgresContext()
+    if service == "rspamd":
+        return RspamdContext(runtime.milter_port, str(runtime.dkim_dir))
     common = {
         "hostname": runtime.hostname, "domain": runtime.domain, "db_host": runtime.db_host,
         "db_name": runtime.db_name, "db_password": runtime.db_password(service),
@@ -71,9 +85,16 @@ def context_for(service: str, runtime: Runtime) -> Context:
         "tls_cert": str(runtime.tls_cert), "tls_key": str(runtime.tls_key),
     }
     if service == "postfix":
-        return PostfixContext(dovecot_host=runtime.dovecot_host, **common)  # type: ignore[arg-type]
+        return PostfixContext(
+            dovecot_host=runtime.dovecot_host, filter_host=runtime.filter_host,
+            milter_port=runtime.milter_port,
+            milter_default_action=MILTER_ACTIONS[runtime.filter_failure], **common,  # type: ignore[arg-type]
+        )
     if service == "dovecot":
-        return DovecotContext(allow_weak_schemes=runtime.allow_weak_schemes, **common)  # type: ignore[arg-type]
+        return DovecotContext(
+            allow_weak_schemes=runtime.allow_weak_schemes, submission_host=f"{runtime.postfix_host}:25",
+            **common,  # type: ignore[arg-type]
+        )
     raise ValueError(f"no templates for service {service!r}")
 
 

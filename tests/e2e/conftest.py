@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import imaplib
+import ipaddress
 import os
 import smtplib
 import socket
@@ -60,8 +61,11 @@ class Stack:
 
     def exec(self, service: str, *command: str) -> tuple[str, str, int]:
         """A command inside a running service: (stdout, stderr, exit code)."""
+        return self.exec_input(None, service, *command)
+
+    def exec_input(self, stdin: str | None, service: str, *command: str) -> tuple[str, str, int]:
         result = subprocess.run(
-            ["docker", "compose", "exec", "-T", service, *command], cwd=ROOT,
+            ["docker", "compose", "exec", "-T", service, *command], cwd=ROOT, input=stdin,
             capture_output=True, text=True, timeout=120, check=False,
         )
         return result.stdout, result.stderr, result.returncode
@@ -104,6 +108,20 @@ class Stack:
         """A domain without the automatic postmaster account."""
         self.vmm_ok("configset", "domain.auto_postmaster", "false")
         self.vmm_ok("domainadd", domain)
+
+    def publish(self, zone_lines: str) -> None:
+        """Add records (zone-file lines with absolute names) to the stack's DNS."""
+        _, stderr, code = self.exec_input(
+            zone_lines, "dns", "sh", "-c", "cat >> /zones/test.zone && kill -HUP 1")
+        assert code == 0, stderr
+
+    def gateway(self) -> str:
+        """The address mail from this host arrives from: the stack network's gateway."""
+        return subprocess.run(
+            ["docker", "network", "inspect", f"{self.project}_default",
+             "--format", "{{(index .IPAM.Config 0).Gateway}}"],
+            capture_output=True, text=True, check=True,
+        ).stdout.strip()
 
     def postmap(self, table: str, key: str) -> str:
         """What Postfix's own lookup of ``key`` in one of its SQL tables answers."""
@@ -170,6 +188,23 @@ def wait_until_delivered(
         time.sleep(0.3)
 
 
+def free_subnet() -> str:
+    """The first three octets of a 10.x.y.0/24 no Docker network uses yet."""
+    networks = subprocess.run(["docker", "network", "ls", "-q"], capture_output=True, text=True,
+                              check=True).stdout.split()
+    listed = subprocess.run(
+        ["docker", "network", "inspect", *networks, "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()
+    used = [ipaddress.ip_network(subnet) for subnet in listed]
+    for second in range(200, 255):
+        for third in range(0, 256, 7):
+            candidate = ipaddress.ip_network(f"10.{second}.{third}.0/24")
+            if not any(candidate.overlaps(network) for network in used):
+                return f"10.{second}.{third}"
+    raise RuntimeError("no free 10.x.y.0/24 for a test stack")
+
+
 @pytest.fixture(scope="module")
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     module = request.module.__name__.rpartition(".")[2].replace("_", "-")
@@ -183,9 +218,12 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     os.environ.update(extra)
     # An empty host port publishes on a random free port of 127.0.0.1.
     os.environ.update({f"VMM_PORT_{name}": "" for name in PORTS})
-    # A module may add compose files (STACK_FILES), e.g. a small tmpfs mail volume; every
-    # docker compose call of the module sees them through COMPOSE_FILE.
-    os.environ["COMPOSE_FILE"] = ":".join(getattr(request.module, "STACK_FILES", ["compose.yaml"]))
+    os.environ["VMM_TEST_NET"] = free_subnet()
+    # Every stack has its own DNS (dns.yaml); a module may add compose files (STACK_FILES),
+    # e.g. a small tmpfs mail volume. Every docker compose call of the module sees them
+    # through COMPOSE_FILE.
+    files = ["compose.yaml", "tests/e2e/dns.yaml", *getattr(request.module, "STACK_FILES", [])]
+    os.environ["COMPOSE_FILE"] = ":".join(files)
     compose = DockerCompose(ROOT, wait=True)
     try:
         compose.start()

@@ -9,7 +9,7 @@ from tests.e2e.conftest import Stack
 from tests.e2e.faults import Tally
 
 pytestmark = pytest.mark.faults
-STACK_FILES = ["compose.yaml", "tests/e2e/small-mail-volume.yaml"]
+STACK_FILES = ["tests/e2e/small-mail-volume.yaml"]
 RECIPIENTS = ["full@disk.example", "also@disk.example"]
 
 

@@ -81,7 +81,7 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
 def fresh_cli(database: dict[str, str], mail_root: Path) -> Iterator[Cli]:
     """A CLI on empty tables with its own mail root; empties the tables again after."""
     mail_root.mkdir()
-    runner = Cli(dict(database), mail_root)
+    runner = Cli({**database, "VMM_DKIM_DIR": str(mail_root.parent / "dkim")}, mail_root)
     runner.ok("configset", "misc.base_directory", str(mail_root))
     runner.ok("configset", "misc.crypt_blowfish_rounds", "4")  # fast hashes in tests
     try:

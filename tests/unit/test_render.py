@@ -20,8 +20,14 @@ COMMON = {
 }
 CONTEXTS: dict[str, render.Context] = {
     "postgres": render.PostgresContext(),
-    "postfix": render.PostfixContext(dovecot_host="dovecot", **COMMON),  # type: ignore[arg-type]
-    "dovecot": render.DovecotContext(allow_weak_schemes=False, **COMMON),  # type: ignore[arg-type]
+    "postfix": render.PostfixContext(
+        dovecot_host="dovecot", filter_host="rspamd", milter_port=11332, milter_default_action="tempfail",
+        **COMMON,  # type: ignore[arg-type]
+    ),
+    "dovecot": render.DovecotContext(
+        allow_weak_schemes=False, submission_host="postfix:25", **COMMON,  # type: ignore[arg-type]
+    ),
+    "rspamd": render.RspamdContext(11332, "/var/lib/vmm/dkim"),
 }
 
 
@@ -53,3 +59,4 @@ def test_a_missing_value_fails_the_render(tmp_path: Path) -> None:
     (tmp_path / "templates" / "broken" / "x.conf.j2").write_text("port = {{ no_such_value }}\n")
     with pytest.raises(UndefinedError):
         render.render("broken", render.PostgresContext(), tmp_path / "out", tmp_path / "templates")
+

@@ -1,13 +1,14 @@
 """The steps shared by several commands that create a domain or an account: the rows,
-the directories (undone if the transaction fails) and the password."""
+the directories and DKIM keys (undone if the transaction fails) and the password."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from vmm import accounts, domains, mailboxes, passwords
+from vmm import accounts, dkim, domains, mailboxes, passwords
 from vmm.addresses import DomainName, EmailAddress
 from vmm.cli.app import Session, read_password, rounds
+from vmm.config import Runtime
 from vmm.limits import SERVICES, Quota, parse_storage, parse_transport
 
 
@@ -24,7 +25,17 @@ def create_domain(s: Session, name: DomainName, transport: str | None, note: str
     path = Path(domain.domaindir)
     mailboxes.create_domain_dir(path, domain.gid, config.number("domain.directory_mode"))
     s.created(path)
+    create_key(s, domain.name)
     return domain
+
+
+def create_key(s: Session, domain: str) -> dkim.Key:
+    """A new DKIM key for ``domain``: signing once the command commits, removed if it fails."""
+    dkim_dir = Runtime.from_env().dkim_dir
+    key = dkim.generate(dkim_dir, domain)
+    s.on_rollback.append(lambda: dkim.discard(key))
+    s.after_commit.append(lambda: dkim.activate(dkim_dir, key))
+    return key
 
 
 def create_account(

@@ -1,0 +1,209 @@
+"""rspamd in the stack: what users send is DKIM-signed with the key `vmm dnsrecords`
+prints, incoming mail is checked (SPF, DKIM, DMARC in Authentication-Results), spam is
+refused at SMTP time, and a stopped filter defers mail instead of losing it. DNS answers
+come from the stack's own server (tests/e2e/dns.yaml) serving the printed records."""
+
+from __future__ import annotations
+
+import base64
+import email
+import json
+import smtplib
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import dkim
+import dns.resolver
+import pytest
+
+from tests.e2e.conftest import ROOT, Stack, tls_context, wait_until_delivered
+from vmm.dnsrecords import Record
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "Filter-pass-1"
+GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
+
+
+@pytest.fixture(scope="module")
+def mail(stack: Stack) -> Stack:
+    """alice and bob on the default domain, whose records are published in the DNS."""
+    for user in ("alice", "bob"):
+        stack.add_account(f"{user}@example.test", PASSWORD)
+    stack.publish(stack.vmm_ok("dnsrecords", "example.test", "--address", "192.0.2.25"))
+    return stack
+
+
+def note(sender: str, to: str, body: str = "Hello.") -> bytes:
+    marker = uuid.uuid4().hex
+    return (
+        f"From: <{sender}>\r\nTo: <{to}>\r\nSubject: {marker}\r\nDate: Wed, 25 Nov 2026 20:00:00 +0000\r\n"
+        f"Message-ID: <{marker}@{sender.partition('@')[2]}>\r\n\r\n{body}\r\n"
+    ).encode()
+
+
+def submit(stack: Stack, user: str, to: str, message: bytes) -> None:
+    with smtplib.SMTP("127.0.0.1", stack.port(587), timeout=30) as client:
+        client.starttls(context=tls_context())
+        client.login(user, PASSWORD)
+        assert client.sendmail(user, [to], message) == {}
+
+
+def stack_dns(stack: Stack) -> dns.resolver.Resolver:
+    """A resolver asking the stack's DNS container (reachable from this host)."""
+    address = subprocess.run(
+        ["docker", "inspect", f"{stack.project}-dns-1", "--format",
+         "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()
+    resolver = dns.resolver.Resolver(configure=False)
+    resolver.nameservers = [address]
+    return resolver
+
+
+def verify_with_dns(stack: Stack, raw: bytes) -> bool:
+    resolver = stack_dns(stack)
+
+    def txt(name: bytes, timeout: int = 5) -> bytes:
+        answer = resolver.resolve(name.decode().rstrip("."), "TXT", lifetime=timeout)
+        return b"".join(b"".join(record.strings) for record in answer)
+
+    return bool(dkim.verify(raw, dnsfunc=txt))
+
+
+def delivered(stack: Stack, user: str, sent: bytes) -> bytes:
+    """The message ``user`` received for ``sent`` (found by its Subject), as stored."""
+    subject = email.message_from_bytes(sent)["Subject"]
+    deadline = time.monotonic() + 30
+    while True:
+        for raw in wait_until_delivered(stack, user, PASSWORD):
+            if email.message_from_bytes(raw)["Subject"] == subject:
+                return raw
+        assert time.monotonic() < deadline, f"{subject} not delivered to {user}"
+        time.sleep(0.3)
+
+
+def header(raw: bytes, name: str) -> str | None:
+    value = email.message_from_bytes(raw)[name]
+    return None if value is None else " ".join(str(value).split())
+
+
+def signature(raw: bytes) -> dict[str, str]:
+    value = header(raw, "DKIM-Signature")
+    assert value is not None, "no DKIM-Signature"
+    return dict(tag.strip().split("=", 1) for tag in value.split(";") if "=" in tag)
+    return dict(tag.strip().split("=", 1) for tag in header.split(";") if "=" in tag)
+
+
+def test_mail_submitted_on_587_is_signed_with_the_published_key(mail: Stack) -> None:
+    sent = note("alice@example.test", "bob@example.test")
+    submit(mail, "alice@example.test", "bob@example.test", sent)
+    received = delivered(mail, "bob@example.test", sent)
+    tags = signature(received)
+    info = json.loads(mail.vmm_ok("dkiminfo", "example.test", "--json"))
+    assert (tags["d"], tags["s"], tags["a"]) == ("example.test", info["selector"], "rsa-sha256")
+    assert verify_with_dns(mail, received)
+
+
+def test_the_printed_records_are_what_the_dns_serves(mail: Stack) -> None:
+    records = json.loads(mail.vmm_ok("dnsrecords", "example.test", "--json"))
+    resolver = stack_dns(mail)
+    by_name = {(r["name"], r["type"]): r["value"] for r in records}
+    assert resolver.resolve("example.test", "MX")[0].to_text() == "10 mail.example.test."
+    spf = b"".join(resolver.resolve("example.test", "TXT")[0].strings).decode()
+    assert spf == by_name[("example.test.", "TXT")] == "v=spf1 mx -all"
+    selector = json.loads(mail.vmm_ok("dkiminfo", "example.test", "--json"))["selector"]
+    dkim_name = f"{selector}._domainkey.example.test."
+    served = b"".join(resolver.resolve(dkim_name, "TXT")[0].strings).decode()
+    assert served == by_name[(dkim_name, "TXT")]
+    srv = resolver.resolve("_submissions._tcp.example.test", "SRV")[0].to_text()
+    assert srv == "0 1 465 mail.example.test."
+
+
+def test_unsigned_mail_from_outside_is_not_signed_by_the_stack(mail: Stack) -> None:
+    # Signing is for authenticated users only: a message arriving on port 25 that claims
+    # to be from the local domain must not leave with the domain's signature.
+    sent = note("alice@example.test", "bob@example.test")
+    mail.send("alice@example.test", ["bob@example.test"], sent)
+    assert header(delivered(mail, "bob@example.test", sent), "DKIM-Signature") is None
+
+
+def test_gtube_is_refused_at_smtp_time_and_a_clean_message_passes(mail: Stack) -> None:
+    with mail.smtp() as client, pytest.raises(smtplib.SMTPDataError) as refused:
+        spam = note("eve@sender.test", "bob@example.test", GTUBE)
+        client.sendmail("eve@sender.test", ["bob@example.test"], spam)
+    assert refused.value.smtp_code == 554
+    clean = note("eve@sender.test", "bob@example.test", "Lunch at noon?")
+    mail.send("eve@sender.test", ["bob@example.test"], clean)
+    assert header(delivered(mail, "bob@example.test", clean), "X-Spam-Status") is not None
+
+
+def _rsa_key(directory: Path) -> tuple[bytes, str]:
+    """A private key (PEM) and its public key (base64 DER) for a sending domain."""
+    private = directory / "sender.key"
+    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
+                    "-out", str(private)], check=True, capture_output=True)
+    public = subprocess.run(["openssl", "pkey", "-in", str(private), "-pubout", "-outform", "DER"],
+                            check=True, capture_output=True).stdout
+    return private.read_bytes(), base64.b64encode(public).decode()
+
+
+def test_incoming_mail_carries_spf_dkim_and_dmarc_results(mail: Stack, tmp_path: Path) -> None:
+    private, public = _rsa_key(tmp_path)
+    mail.publish("\n".join(record.zone_line() for record in [
+        Record("sender.test.", "TXT", f"v=spf1 ip4:{mail.gateway()} -all"),
+        Record("s1._domainkey.sender.test.", "TXT", f"v=DKIM1; k=rsa; p={public}"),
+        Record("_dmarc.sender.test.", "TXT", "v=DMARC1; p=reject"),
+        Record("forged.test.", "TXT", "v=spf1 ip4:192.0.2.1 -all"),
+        Record("_dmarc.forged.test.", "TXT", "v=DMARC1; p=reject"),
+    ]) + "\n")
+    genuine = note("eve@sender.test", "bob@example.test")
+    genuine = dkim.sign(genuine, b"s1", b"sender.test", private) + genuine
+    mail.send("eve@sender.test", ["bob@example.test"], genuine)
+    results = str(header(delivered(mail, "bob@example.test", genuine), "Authentication-Results"))
+    for verdict in ("dkim=pass", "spf=pass", "dmarc=pass"):
+        assert verdict in results, results
+
+    forged = note("ceo@forged.test", "bob@example.test")
+    mail.send("ceo@forged.test", ["bob@example.test"], forged)
+    results = str(header(delivered(mail, "bob@example.test", forged), "Authentication-Results"))
+    for verdict in ("spf=fail", "dmarc=fail"):
+        assert verdict in results, results
+
+
+def test_a_rotated_key_signs_within_seconds_and_the_old_one_stays(mail: Stack) -> None:
+    old = json.loads(mail.vmm_ok("dkiminfo", "example.test", "--json"))["selector"]
+    mail.vmm_ok("dkimrotate", "example.test")
+    new = json.loads(mail.vmm_ok("dkiminfo", "example.test", "--json"))["selector"]
+    assert new != old
+    records = mail.vmm_ok("dnsrecords", "example.test")
+    mail.publish("\n".join(line for line in records.splitlines() if "_domainkey" in line) + "\n")
+    stdout, _, _ = mail.exec("rspamd", "ls", "/var/lib/vmm/dkim")
+    assert f"example.test.{old}.key" in stdout.split()
+    deadline = time.monotonic() + 40  # rspamd rereads selectors.map every 10 s
+    while True:
+        sent = note("alice@example.test", "bob@example.test")
+        submit(mail, "alice@example.test", "bob@example.test", sent)
+        received = delivered(mail, "bob@example.test", sent)
+        if signature(received)["s"] == new:
+            break
+        assert signature(received)["s"] == old
+        assert time.monotonic() < deadline, "the new selector was not used"
+        time.sleep(3)
+    assert verify_with_dns(mail, received)
+
+
+def test_with_the_filter_stopped_mail_is_deferred_then_accepted(mail: Stack) -> None:
+    subprocess.run(["docker", "compose", "stop", "rspamd"], cwd=ROOT, check=True, capture_output=True)
+    sent = note("eve@sender.test", "bob@example.test")
+    try:
+        with mail.smtp() as client, pytest.raises(smtplib.SMTPResponseException) as deferred:
+            client.sendmail("eve@sender.test", ["bob@example.test"], sent)
+        assert 400 <= deferred.value.smtp_code < 500, deferred.value
+    finally:
+        subprocess.run(["docker", "compose", "up", "-d", "--wait", "rspamd"], cwd=ROOT, check=True,
+                       capture_output=True)
+    mail.send("eve@sender.test", ["bob@example.test"], sent)  # the client's retry
+    assert delivered(mail, "bob@example.test", sent)
