@@ -17,6 +17,8 @@ Connection = psycopg.Connection[tuple[object, ...]]
 
 # A locked migration table serialises concurrent `vmm migrate` runs.
 _MIGRATION_LOCK = 4_711_001
+# Every command holds this shared; a backup or a restore holds it alone.
+_WRITERS_LOCK = 4_711_002
 
 
 def connect(runtime: Runtime, *, attempts: int = 1, role: str | None = None) -> Connection:
@@ -60,6 +62,28 @@ def transaction(conn: Connection) -> Iterator[Connection]:
         raise InvalidValue(_first_line(exc)) from None
     except psycopg.Error as exc:
         raise DatabaseError(f"database error: {_first_line(exc)}") from None
+
+
+def share_with_writers(conn: Connection) -> None:
+    """Wait while a backup or restore runs (until the caller's transaction ends)."""
+    conn.execute("SELECT pg_advisory_xact_lock_shared(%s)", (_WRITERS_LOCK,))
+
+
+def lock_writers(conn: Connection) -> None:
+    """Wait for running commands to finish and keep new ones waiting until the
+    caller's transaction ends."""
+    conn.execute("SELECT pg_advisory_xact_lock(%s)", (_WRITERS_LOCK,))
+
+
+@contextmanager
+def writers_locked(conn: Connection) -> Iterator[None]:
+    """:func:`lock_writers` for a whole connection, taken *before* the transaction
+    whose snapshot must include every command that committed before it."""
+    conn.execute("SELECT pg_advisory_lock(%s)", (_WRITERS_LOCK,))
+    try:
+        yield
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (_WRITERS_LOCK,))
 
 
 def _first_line(exc: Exception) -> str:

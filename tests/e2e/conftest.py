@@ -14,6 +14,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,6 +34,51 @@ def tls_context() -> ssl.SSLContext:
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
     return context
+
+
+class ManageSieve:
+    """A ManageSieve (RFC 5804) session, past STARTTLS: commands and their answers."""
+
+    def __init__(self, port: int) -> None:
+        raw = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self._reader = raw.makefile("rb")
+        self._response()  # the capabilities
+        raw.sendall(b"STARTTLS\r\n")
+        assert self._response()[0], "STARTTLS refused"
+        self._socket = tls_context().wrap_socket(raw)
+        self._reader = self._socket.makefile("rb")
+        self._response()  # the capabilities again, now with SASL
+
+    def __enter__(self) -> ManageSieve:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._socket.close()
+
+    def command(self, line: str, literal: str | None = None) -> tuple[bool, str]:
+        """Send a command (with a non-synchronising literal); (OK?, the whole answer)."""
+        data = line.encode()
+        if literal is not None:
+            body = literal.encode()
+            data += b" {%d+}\r\n" % len(body) + body
+        self._socket.sendall(data + b"\r\n")
+        return self._response()
+
+    def authenticate(self, user: str, password: str) -> bool:
+        token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
+        return self.command(f'AUTHENTICATE "PLAIN" "{token}"')[0]
+
+    def _response(self) -> tuple[bool, str]:
+        lines = []
+        while True:
+            line = self._reader.readline().decode()
+            assert line, "ManageSieve closed the connection"
+            if line.rstrip().endswith("}") and "{" in line:  # a literal follows
+                size = int(line.rstrip()[line.rindex("{") + 1:-1].rstrip("+"))
+                line += self._reader.read(size).decode()
+            lines.append(line)
+            if line.startswith(("OK", "NO", "BYE")):
+                return line.startswith("OK"), "".join(lines)
 
 
 @dataclass
@@ -85,21 +131,13 @@ class Stack:
             raise
         return client
 
+    def managesieve(self) -> ManageSieve:
+        return ManageSieve(self.port(4190))
+
     def managesieve_login(self, user: str, password: str) -> bool:
         """STARTTLS, then AUTHENTICATE PLAIN on ManageSieve (RFC 5804): accepted?"""
-        with socket.create_connection(("127.0.0.1", self.port(4190)), timeout=30) as raw:
-            stream = raw.makefile("rb")
-            while not stream.readline().startswith(b"OK"):
-                pass
-            raw.sendall(b"STARTTLS\r\n")
-            assert stream.readline().startswith(b"OK")
-            with tls_context().wrap_socket(raw) as tls:
-                reader = tls.makefile("rb")
-                while not reader.readline().startswith(b"OK"):  # capabilities again
-                    pass
-                token = base64.b64encode(f"\0{user}\0{password}".encode()).decode()
-                tls.sendall(f'AUTHENTICATE "PLAIN" "{token}"\r\n'.encode())
-                return reader.readline().startswith(b"OK")
+        with self.managesieve() as session:
+            return session.authenticate(user, password)
 
     def add_account(self, address: str, password: str) -> None:
         self.vmm_ok("useradd", address, "--password-stdin", stdin=password + "\n")
@@ -164,16 +202,16 @@ def wait_for_log(stack: Stack, text: str, timeout: float = 30) -> str:
 
 
 def wait_until_delivered(
-    stack: Stack, user: str, password: str, count: int = 1, timeout: float = 30
+    stack: Stack, user: str, password: str, count: int = 1, timeout: float = 30, folder: str = "INBOX"
 ) -> list[bytes]:
-    """The INBOX messages of ``user`` once there are ``count``, polled over IMAP."""
+    """The messages in ``folder`` (INBOX) of ``user`` once there are ``count``, polled over
+    IMAP; a folder that does not exist yet counts as empty."""
     deadline = time.monotonic() + timeout
     while True:
         client = stack.imap_login(user, password)
         try:
-            client.select("INBOX", readonly=True)
-            _, data = client.search(None, "ALL")
-            numbers = data[0].split()
+            status, _ = client.select(folder, readonly=True)
+            numbers = client.search(None, "ALL")[1][0].split() if status == "OK" else []
             if len(numbers) >= count:
                 messages = []
                 for number in numbers:
@@ -205,25 +243,18 @@ def free_subnet() -> str:
     raise RuntimeError("no free 10.x.y.0/24 for a test stack")
 
 
-@pytest.fixture(scope="module")
-def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    module = request.module.__name__.rpartition(".")[2].replace("_", "-")
-    project = f"vmmtest-{module}-{os.getpid()}"
+@contextmanager
+def compose_stack(name: str, extra: dict[str, str], files: list[str]) -> Iterator[Stack]:
+    """A stack of its own: project name, volumes, subnet, random loopback ports. Its
+    docker compose calls see it through the environment while it is the newest."""
     saved = dict(os.environ)
-    os.environ["COMPOSE_PROJECT_NAME"] = project
-    # A module may set STACK_ENV (a dict, or a function of a temporary directory).
-    extra = getattr(request.module, "STACK_ENV", {})
-    if callable(extra):
-        extra = extra(tmp_path_factory.mktemp(module))
+    os.environ["COMPOSE_PROJECT_NAME"] = project = f"vmmtest-{name}-{os.getpid()}"
     os.environ.update(extra)
     # An empty host port publishes on a random free port of 127.0.0.1.
-    os.environ.update({f"VMM_PORT_{name}": "" for name in PORTS})
+    os.environ.update({f"VMM_PORT_{port}": "" for port in PORTS})
     os.environ["VMM_TEST_NET"] = free_subnet()
-    # Every stack has its own DNS (dns.yaml); a module may add compose files (STACK_FILES),
-    # e.g. a small tmpfs mail volume. Every docker compose call of the module sees them
-    # through COMPOSE_FILE.
-    files = ["compose.yaml", "tests/e2e/dns.yaml", *getattr(request.module, "STACK_FILES", [])]
-    os.environ["COMPOSE_FILE"] = ":".join(files)
+    # Every stack has its own DNS (dns.yaml), plus the module's files (STACK_FILES).
+    os.environ["COMPOSE_FILE"] = ":".join(["compose.yaml", "tests/e2e/dns.yaml", *files])
     compose = DockerCompose(ROOT, wait=True)
     try:
         compose.start()
@@ -232,6 +263,18 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         compose.stop(down=True)
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture(scope="module")
+def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """The module's stack. A module may set STACK_ENV (a dict, or a function of a
+    temporary directory) and STACK_FILES (compose overlays, e.g. a small mail volume)."""
+    module = request.module.__name__.rpartition(".")[2].replace("_", "-")
+    extra = getattr(request.module, "STACK_ENV", {})
+    if callable(extra):
+        extra = extra(tmp_path_factory.mktemp(module))
+    with compose_stack(module, extra, getattr(request.module, "STACK_FILES", [])) as started:
+        yield started
 
 
 def pytest_terminal_summary(terminalreporter: TerminalReporter) -> None:

@@ -18,6 +18,13 @@ from testcontainers.core.container import DockerContainer
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLES = "settings, alias, relocated, users, domain_name, domain_data"
+# Every row of every table, comparable before and after a command.
+DUMP = """SELECT 'domain', d::text FROM domain_data d
+          UNION ALL SELECT 'name', n::text FROM domain_name n
+          UNION ALL SELECT 'user', u::text FROM users u
+          UNION ALL SELECT 'alias', a::text FROM alias a
+          UNION ALL SELECT 'relocated', r::text FROM relocated r
+          UNION ALL SELECT 'setting', s::text FROM settings s ORDER BY 1, 2"""
 
 
 @dataclass
@@ -81,7 +88,10 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
 def fresh_cli(database: dict[str, str], mail_root: Path) -> Iterator[Cli]:
     """A CLI on empty tables with its own mail root; empties the tables again after."""
     mail_root.mkdir()
-    runner = Cli({**database, "VMM_DKIM_DIR": str(mail_root.parent / "dkim")}, mail_root)
+    (mail_root.parent / "dkim").mkdir()
+    (mail_root.parent / "tls").mkdir()
+    runner = Cli({**database, "VMM_DKIM_DIR": str(mail_root.parent / "dkim"),
+                  "VMM_TLS_DIR": str(mail_root.parent / "tls")}, mail_root)
     runner.ok("configset", "misc.base_directory", str(mail_root))
     runner.ok("configset", "misc.crypt_blowfish_rounds", "4")  # fast hashes in tests
     try:

@@ -8,15 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import Cli, fresh_cli
+from tests.integration.conftest import DUMP, Cli, fresh_cli
 from vmm.errors import ExitCode
-
-DUMP = """SELECT 'domain', d::text FROM domain_data d
-          UNION ALL SELECT 'name', n::text FROM domain_name n
-          UNION ALL SELECT 'user', u::text FROM users u
-          UNION ALL SELECT 'alias', a::text FROM alias a
-          UNION ALL SELECT 'relocated', r::text FROM relocated r
-          UNION ALL SELECT 'setting', s::text FROM settings s ORDER BY 1, 2"""
 
 
 def _tree(root: Path) -> list[str]:

@@ -97,6 +97,7 @@ def session(attempts: int = 1) -> Iterator[Session]:
         current: Session | None = None
         try:
             with db.transaction(conn):
+                db.share_with_writers(conn)
                 current = Session(conn, Settings.load(conn))
                 yield current
         except BaseException:

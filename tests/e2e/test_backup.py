@@ -1,0 +1,105 @@
+"""A running stack is backed up with `vmm backup`, and restored with `vmm restore` into a
+new stack: every account logs in with its password, every message is there byte for
+byte with its UID and flags, and the new stack presents the old certificate."""
+
+from __future__ import annotations
+
+import hashlib
+import imaplib
+import re
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.conftest import ROOT, Stack, compose_stack, message, tls_context, wait_until_delivered
+
+pytestmark = pytest.mark.e2e
+
+USERS = {"alice@example.test": "Alice-pw-1", "bob@example.test": "Bob-pw-2",
+         "carol@example.test": "Carol-pw-3"}
+# folder -> [(uid, flags, bytes)]
+Mailbox = dict[str, list[tuple[int, str, bytes]]]
+
+
+def mailbox(stack: Stack, user: str) -> Mailbox:
+    client = stack.imap_login(user, USERS[user])
+    try:
+        _, listed = client.list()
+        found: Mailbox = {}
+        for line in listed:
+            assert isinstance(line, bytes)
+            listing = re.fullmatch(r'\([^)]*\) (?:"[^"]*"|NIL) "?(?P<name>[^"]+)"?', line.decode())
+            assert listing is not None, line
+            name = listing["name"]
+            client.select(f'"{name}"', readonly=True)
+            _, data = client.uid("SEARCH", "ALL")
+            found[name] = []
+            for uid in data[0].split():
+                _, fetched = client.uid("FETCH", uid, "(FLAGS BODY.PEEK[])")
+                item = fetched[0]
+                assert isinstance(item, tuple)
+                flags = re.search(rb"FLAGS \(([^)]*)\)", item[0])
+                assert flags is not None
+                found[name].append((int(uid), flags.group(1).decode(), item[1]))
+        return found
+    finally:
+        client.logout()
+
+
+def certificate(stack: Stack) -> str:
+    with (socket.create_connection(("127.0.0.1", stack.port(993)), timeout=30) as raw,
+          tls_context().wrap_socket(raw) as tls):
+        der = tls.getpeercert(binary_form=True)
+    assert der is not None
+    return hashlib.sha256(der).hexdigest()
+
+
+def fill(stack: Stack) -> None:
+    for user, password in USERS.items():
+        stack.add_account(user, password)
+    for n, user in enumerate(USERS):
+        for size in (0, 20_000 * n):
+            stack.send("sender@sender.example", [user], message(user, f"for {user}", size))
+    stack.send("sender@sender.example", list(USERS), message("team@example.test", "to all, caf\u00e9"))
+    for user, password in USERS.items():
+        wait_until_delivered(stack, user, password, count=3)
+    client = stack.imap_login("alice@example.test", USERS["alice@example.test"])
+    try:
+        client.create("Archive")
+        client.append("Archive", r"(\Seen \Flagged)", imaplib.Time2Internaldate(time.time()),
+                      b"Subject: kept\r\n\r\nfiled by hand\r\n")
+        client.select("INBOX")
+        client.store("1", "+FLAGS", r"(\Answered)")
+    finally:
+        client.logout()
+
+
+def test_a_backup_restores_into_a_new_stack(stack: Stack, tmp_path: Path) -> None:
+    fill(stack)
+    before = {user: mailbox(stack, user) for user in USERS}
+    cert = certificate(stack)
+    archive = tmp_path / "vmm-backup.tar.gz"
+    with archive.open("wb") as out:
+        saved = subprocess.run(["docker", "compose", "run", "--rm", "-T", "vmm", "backup", "-"], cwd=ROOT,
+                               stdout=out, stderr=subprocess.PIPE, text=False, timeout=300, check=False)
+    assert saved.returncode == 0, saved.stderr
+    stack.compose.stop(down=True)  # the old stack and its volumes are gone
+
+    with compose_stack("restored", {}, []) as fresh, archive.open("rb") as source:
+        for user, password in USERS.items():
+            with pytest.raises(imaplib.IMAP4.error):
+                fresh.imap_login(user, password)
+        restored = subprocess.run(["docker", "compose", "run", "--rm", "-T", "vmm", "restore", "-"], cwd=ROOT,
+                                  stdin=source, capture_output=True, timeout=300, check=False)
+        assert restored.returncode == 0, restored.stderr
+        for command in (["restart"], ["up", "-d", "--wait"]):
+            subprocess.run(["docker", "compose", *command], cwd=ROOT, check=True, capture_output=True,
+                           timeout=300)
+        assert {user: mailbox(fresh, user) for user in USERS} == before
+        assert certificate(fresh) == cert
+        # The restored stack works on: mail to a restored account arrives.
+        fresh.send("sender@sender.example", ["bob@example.test"], message("bob@example.test", "after"))
+        wait_until_delivered(fresh, "bob@example.test", USERS["bob@example.test"], count=4)

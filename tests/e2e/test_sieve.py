@@ -1,0 +1,80 @@
+"""Sieve at delivery, managed over ManageSieve (4190, STARTTLS then AUTH): a user's
+script files mail into a folder and answers with a vacation reply; an account without
+the sieve service is refused."""
+
+from __future__ import annotations
+
+import email
+import time
+import uuid
+
+import pytest
+
+from tests.e2e.conftest import Stack, wait_until_delivered
+
+pytestmark = pytest.mark.e2e
+
+PASSWORD = "Sieve-pass-1"
+SCRIPT = """require ["fileinto", "mailbox", "vacation"];
+if header :contains "subject" "[lists]" {
+    fileinto :create "Lists";
+    stop;
+}
+vacation :days 1 :subject "Out of office" "I am away until Monday.";
+"""
+
+
+@pytest.fixture(scope="module")
+def users(stack: Stack) -> Stack:
+    for user in ("carol", "dave", "erin"):
+        stack.add_account(f"{user}@example.test", PASSWORD)
+    stack.vmm_ok("userservices", "erin@example.test", "-s", "imap", "smtp")  # no sieve
+    return stack
+
+
+def note(sender: str, to: str, subject: str) -> bytes:
+    return (
+        f"From: <{sender}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: Wed, 25 Nov 2026 20:00:00 +0000\r\n"
+        f"Message-ID: <{uuid.uuid4().hex}@example.test>\r\n\r\nHello.\r\n"
+    ).encode()
+
+
+def test_a_script_uploaded_over_managesieve_becomes_active(users: Stack) -> None:
+    with users.managesieve() as session:
+        assert session.authenticate("carol@example.test", PASSWORD)
+        ok, answer = session.command('PUTSCRIPT "broken"', 'require ["nosuchext"];\n')
+        assert not ok, answer  # checked on upload, never at delivery
+        assert session.command('PUTSCRIPT "rules"', SCRIPT)[0]
+        assert session.command('SETACTIVE "rules"')[0]
+        ok, listing = session.command("LISTSCRIPTS")
+        assert ok and '"rules" ACTIVE' in listing
+
+
+def test_the_script_files_list_mail_into_its_folder(users: Stack) -> None:
+    subject = f"[lists] digest {uuid.uuid4().hex}"
+    users.send("news@lists.example", ["carol@example.test"], note("news@lists.example", "carol@example.test",
+                                                                     subject))
+    filed = wait_until_delivered(users, "carol@example.test", PASSWORD, folder="Lists")
+    assert [email.message_from_bytes(raw)["Subject"] for raw in filed] == [subject]
+    inbox = wait_until_delivered(users, "carol@example.test", PASSWORD, count=0)
+    assert all(subject.encode() not in raw for raw in inbox)
+
+
+def test_the_vacation_reply_reaches_the_sender_once(users: Stack) -> None:
+    for n in range(2):
+        users.send("dave@example.test", ["carol@example.test"],
+                   note("dave@example.test", "carol@example.test", f"question {n}"))
+    replies = wait_until_delivered(users, "dave@example.test", PASSWORD)
+    [reply] = [email.message_from_bytes(raw) for raw in replies]
+    assert reply["Subject"] == "Out of office"
+    assert str(reply["Auto-Submitted"]).startswith("auto-replied")
+    assert "carol@example.test" in str(reply["From"])
+    assert "I am away until Monday." in str(reply.get_payload())
+    time.sleep(3)  # a second reply would have arrived by now (:days 1 answers once)
+    assert len(wait_until_delivered(users, "dave@example.test", PASSWORD)) == 1
+    assert len(wait_until_delivered(users, "carol@example.test", PASSWORD, count=2)) >= 2
+
+
+def test_an_account_without_the_sieve_service_is_refused(users: Stack) -> None:
+    assert not users.managesieve_login("erin@example.test", PASSWORD)
+    assert users.managesieve_login("dave@example.test", PASSWORD)
