@@ -8,6 +8,8 @@ import pytest
 from jinja2 import UndefinedError
 
 from vmm import render
+from vmm.config import Runtime
+from vmm.errors import InvalidValue
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "config-templates"
@@ -60,3 +62,22 @@ def test_a_missing_value_fails_the_render(tmp_path: Path) -> None:
     with pytest.raises(UndefinedError):
         render.render("broken", render.PostgresContext(), tmp_path / "out", tmp_path / "templates")
 
+
+
+@pytest.mark.parametrize(("setting", "action"), [("", "tempfail"), ("defer", "tempfail"), ("pass", "accept")])
+def test_the_filter_failure_setting_decides_postfixs_milter_default_action(
+    setting: str, action: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("VMM_FILTER_FAILURE", setting)
+    (tmp_path / "secrets" / "postfix").mkdir(parents=True)
+    (tmp_path / "secrets" / "postfix" / "password").write_text("pw\n")
+    monkeypatch.setenv("VMM_SECRETS_DIR", str(tmp_path / "secrets"))
+    context = render.context_for("postfix", Runtime.from_env())
+    render.render("postfix", context, tmp_path / "out", TEMPLATES)
+    assert f"milter_default_action = {action}\n" in (tmp_path / "out" / "main.cf").read_text()
+
+
+def test_an_unknown_filter_failure_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VMM_FILTER_FAILURE", "drop")
+    with pytest.raises(InvalidValue, match="VMM_FILTER_FAILURE must be one of defer, pass"):
+        Runtime.from_env()
