@@ -5,6 +5,7 @@ containers (and a reference container on the stack's network)."""
 
 from __future__ import annotations
 
+import argparse
 import imaplib
 import json
 import os
@@ -17,11 +18,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import delivery, imap
-from bench.stack import ROOT, compose, run, vmm, wait_healthy
+from bench import delivery, imap, latency, provisioning
+from bench.stack import PROJECT, ROOT, compose, run, vmm, wait_healthy
 
 RESULTS = ROOT / "bench" / "results"
-IMAGES = ["vmm-postgres", "vmm-postfix", "vmm-dovecot", "vmm-cli"]
+IMAGES = ["vmm-postgres", "vmm-postfix", "vmm-dovecot", "vmm-rspamd", "vmm-cli"]
 PASSWORD = "bench-password"  # noqa: S105 (the bench accounts' throwaway password)
 
 
@@ -43,13 +44,13 @@ def _published_port(service: str, port: int) -> int:
     return int(compose("port", service, str(port)).strip().rsplit(":", 1)[1])
 
 
-def prepare_accounts() -> str:
-    """bench.example with u0 ... u999 (imported in one transaction); its directory."""
+def prepare_accounts(count: int) -> str:
+    """bench.example with u0 ... (imported in one transaction); its directory."""
     if "bench.example" in vmm("listdomains"):
         vmm("domaindelete", "bench.example", "--force", "--delete-directory")
     vmm("domainadd", "bench.example", "--password-stdin", stdin=PASSWORD + "\n")
     rows = "address,password\n" + "".join(
-        f"u{n}@bench.example,{PASSWORD}\n" for n in range(delivery.ACCOUNTS))
+        f"u{n}@bench.example,{PASSWORD}\n" for n in range(count))
     vmm("import", "-", stdin=rows)
     return str(json.loads(vmm("domaininfo", "bench.example", "--json"))["directory"])
 
@@ -111,60 +112,116 @@ def idle_rss_mb() -> float:
     return total
 
 
-def main() -> None:
+@dataclass(frozen=True)
+class Scale:
+    accounts: int  # also the deliveries per smtp-source run
+    runs: int  # smtp-source runs per figure (the median counts)
+    paced_seconds: float  # per offered rate
+    bulk: int  # accounts in the import against COPY
+    singles: int  # useradd runs, extrapolated to `bulk`
+    hashes: int  # plain passwords the import hashes
+    restart: bool
+
+
+FULL = Scale(accounts=1000, runs=3, paced_seconds=15, bulk=100_000, singles=100, hashes=400, restart=True)
+# `--smoke` (tests/e2e/test_bench_smoke.py): every step with small counts, no thresholds.
+SMOKE = Scale(accounts=20, runs=1, paced_seconds=1, bulk=50, singles=2, hashes=4, restart=False)
+PACED = (0.2, 0.5, 0.8, 1.0)  # shares of metric 1's rate
+
+
+def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Level]]:
     wait_healthy()
     smtp_port, imaps_port = _published_port("postfix", 25), _published_port("dovecot", 993)
     rows: list[Row] = []
     started = time.monotonic()
-    domain_dir = prepare_accounts()
-    print(f"imported {delivery.ACCOUNTS} accounts in {time.monotonic() - started:.1f} s", file=sys.stderr)
+    domain_dir = prepare_accounts(scale.accounts)
+    print(f"imported {scale.accounts} accounts in {time.monotonic() - started:.1f} s", file=sys.stderr)
 
     with tempfile.TemporaryDirectory() as scratch:
         master_cf = delivery.rendered_master_cf(Path(scratch))
-        reference = delivery.reference(master_cf)
-    rate, sql_stats = delivery.ours(domain_dir)
+        reference = delivery.reference(master_cf, scale.accounts, scale.runs)
+    rate, sql_stats = delivery.ours(domain_dir, scale.accounts, scale.runs)
     rows.append(Row("1 delivered msg/s (10 KiB, 20 sessions, 1,000 accounts)", rate, reference,
                     "msg/s", "ratio >= 0.9", rate / reference >= 0.9))
     rows.append(Row("3 SQL queries per delivered recipient", sql_stats["queries_per_recipient"], None,
                     "queries", "<= 12", sql_stats["queries_per_recipient"] <= 12))
     rows.append(Row("3 new database connections during the load", sql_stats["new_connections"], None,
                     "connections", "no new connection per message",
-                    sql_stats["new_connections"] * 10 < 3 * delivery.DELIVERIES))
+                    sql_stats["new_connections"] * 10 < scale.runs * scale.accounts))
     rows.append(Row("3 sequential scans during the load", sql_stats["seq_scans"], None, "scans",
                     "all index scans", sql_stats["seq_scans"] == 0))
+
+    recipients = [f"u{n}@bench.example" for n in range(scale.accounts)]
+    levels = [latency.offer(smtp_port, share * rate, scale.paced_seconds, recipients,
+                            delivery.counter(domain_dir)) for share in PACED]
+    for share, level in zip(PACED, levels, strict=True):
+        if share in (0.5, 0.8):
+            at = f"at {share:.0%} of metric 1 ({level.offered:.0f} msg/s)"
+            rows.append(Row(f"2 p50 latency {at}", level.p50, None, "s", "-", True))
+            rows.append(Row(f"2 p99 latency {at}", level.p99, None, "s", "<= 1 s at 80 %",
+                            share != 0.8 or level.p99 <= 1))
+
     with tempfile.TemporaryDirectory() as scratch:
-        reference_logins = imap.reference(Path(scratch), "vmm_tls", PASSWORD)
-    users = [(f"u{n}@bench.example", PASSWORD) for n in range(delivery.ACCOUNTS)]
+        reference_logins = imap.reference(Path(scratch), f"{PROJECT}_tls", PASSWORD)
+    users = [(f"u{n}@bench.example", PASSWORD) for n in range(scale.accounts)]
     logins = imap.logins_per_second(imaps_port, users)
     rows.append(Row("4 IMAP logins/s (TLS, login+select+logout, 20 clients)", logins, reference_logins,
                     "logins/s", "ratio >= 0.8", logins / reference_logins >= 0.8))
     cost = imap.hash_cost_ms(imap.bench_hashes()[0][1], PASSWORD)
     rows.append(Row("4 one check of the default scheme (BLF-CRYPT cost 10)", cost, None, "ms",
                     "deliberate, documented", True))
-    latency = provisioning_to_rcpt(smtp_port)
-    rows.append(Row("6 useradd returned -> RCPT accepted (worst of 5)", latency, None, "s", "< 1 s",
-                    latency < 1))
-    restart = restart_to_login(imaps_port)
-    rows.append(Row("7 warm restart -> healthy + IMAP login", restart, None, "s", "< 5 s", restart < 5))
+
+    bulk = provisioning.bulk(scale.bulk)
+    rows.append(Row(f"5 import, database phase: rows/s ({scale.bulk:,} accounts)",
+                    bulk["stored"] / bulk["store_s"], scale.bulk / bulk["copy_s"], "rows/s",
+                    "ratio >= 0.3 (vs COPY)", bulk["copy_s"] / bulk["store_s"] >= 0.3))
+    rows.append(Row(f"5 import of {scale.bulk:,} accounts, whole command", bulk["wall_s"], None, "s", "-",
+                    True))
+    single = provisioning.singles(scale.singles)
+    rows.append(Row(f"5 {scale.singles} single useradds, extrapolated to {scale.bulk:,}", single * scale.bulk,
+                    None, "s", "-", True))
+    hashing = provisioning.hashing(scale.hashes)
+    speedup = hashing["per_second"] / (1000 / cost)
+    rows.append(Row("5 import hashing: speed-up over one core", speedup, hashing["workers"], "x",
+                    "uses every core (ratio >= 0.75)", speedup / hashing["workers"] >= 0.75))
+    provisioning.cleanup()
+
+    latency_s = provisioning_to_rcpt(smtp_port)
+    rows.append(Row("6 useradd returned -> RCPT accepted (worst of 5)", latency_s, None, "s", "< 1 s",
+                    latency_s < 1))
+    if scale.restart:
+        restart = restart_to_login(imaps_port)
+        rows.append(Row("7 warm restart -> healthy + IMAP login", restart, None, "s", "< 5 s", restart < 5))
     for image, growth in image_growth_mb().items():
         rows.append(Row(f"8 {image} over debian:trixie-slim", growth, None, "MB", "<= 100 MB", growth <= 100))
     rss = idle_rss_mb()
     rows.append(Row("8 idle stack memory", rss, None, "MiB", "<= 150 MB", rss <= 150 / 1.048576))
+    return rows, {"sql": sql_stats, "bulk": bulk, "hashing": hashing}, levels
 
-    header = f"{'metric':<58} {'ours':>10} {'reference':>10} {'ratio':>6}  {'target':<30} met"
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="every step with small counts (seconds)")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON and the plot go")
+    args = parser.parse_args()
+    rows, details, levels = measure(SMOKE if args.smoke else FULL)
+
+    header = f"{'metric':<62} {'ours':>10} {'reference':>10} {'ratio':>6}  {'target':<32} met"
     print(header)
     print("-" * len(header))
     for row in rows:
         reference_text = f"{row.reference:10.1f}" if row.reference else f"{'-':>10}"
         ratio_text = f"{row.ratio:6.2f}" if row.ratio else f"{'-':>6}"
-        print(f"{row.metric:<58} {row.ours:10.2f} {reference_text} {ratio_text}  {row.target:<30} "
+        print(f"{row.metric:<62} {row.ours:10.2f} {reference_text} {ratio_text}  {row.target:<32} "
               f"{'yes' if row.met else 'NO'}")
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.results.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
+    latency.plot(levels, args.results / f"bench-{stamp}.png")
     machine = {"cpus": os.cpu_count(), "platform": platform.platform()}
-    (RESULTS / f"bench-{stamp}.json").write_text(json.dumps(
-        {"machine": machine, "sql": sql_stats,
+    (args.results / f"bench-{stamp}.json").write_text(json.dumps(
+        {"machine": machine, **details, "paced": [asdict(level) for level in levels],
          "rows": [{**asdict(row), "ratio": row.ratio} for row in rows]}, indent=2))
+    print(f"results: {args.results}/bench-{stamp}.json and .png", file=sys.stderr)
 
 
 if __name__ == "__main__":

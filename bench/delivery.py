@@ -11,13 +11,11 @@ from pathlib import Path
 
 from bench.stack import NETWORK, compose, exec_in, run, sql
 
-ACCOUNTS = 1000
 SESSIONS = 20
 SIZE = 10 * 1024
-# smtp-source numbers the recipients u0@ ... u999@ across the messages: 500 messages with
-# two recipients each reach all 1,000 accounts once per run.
-MESSAGES, RECIPIENTS = 500, 2
-DELIVERIES = MESSAGES * RECIPIENTS
+# smtp-source numbers the recipients u0@ ... across the messages: with two recipients
+# each, half as many messages as accounts reach every account once per run.
+RECIPIENTS = 2
 REFERENCE = "vmmbench-reference"
 
 _COUNT = """
@@ -32,41 +30,41 @@ print(total)
 """
 
 
-def _smtp_source(host: str) -> None:
-    run("docker", "run", "--rm", "--network", NETWORK, "--entrypoint", "smtp-source", "vmm-postfix",
-        "-s", str(SESSIONS), "-l", str(SIZE), "-m", str(MESSAGES), "-r", str(RECIPIENTS),
-        "-f", "load@sender.example", "-t", "u@bench.example", f"{host}:25")
-
-
-def _timed_run(host: str, count: Callable[[], int]) -> float:
+def _timed_run(host: str, count: Callable[[], int], accounts: int) -> float:
     """Deliveries per second: from the first connection until the last file is in."""
+    messages = accounts // RECIPIENTS
+    deliveries = messages * RECIPIENTS
     before = count()
     started = time.monotonic()
-    _smtp_source(host)
-    while count() < before + DELIVERIES:
+    run("docker", "run", "--rm", "--network", NETWORK, "--entrypoint", "smtp-source", "vmm-postfix",
+        "-s", str(SESSIONS), "-l", str(SIZE), "-m", str(messages), "-r", str(RECIPIENTS),
+        "-f", "load@sender.example", "-t", "u@bench.example", f"{host}:25")
+    while count() < before + deliveries:
         if time.monotonic() - started > 300:
-            raise RuntimeError(f"{host}: only {count() - before} of {DELIVERIES} delivered")
+            raise RuntimeError(f"{host}: only {count() - before} of {deliveries} delivered")
         time.sleep(0.1)
-    return DELIVERIES / (time.monotonic() - started)
+    return deliveries / (time.monotonic() - started)
 
 
-def ours(domain_dir: str, runs: int = 3) -> tuple[float, dict[str, float]]:
+def counter(domain_dir: str) -> Callable[[], int]:
+    """How many messages the domain's Maildirs hold in new/."""
+    return lambda: int(exec_in("dovecot", "python3", "-c", _COUNT, domain_dir, "Maildir"))
+
+
+def ours(domain_dir: str, accounts: int, runs: int = 3) -> tuple[float, dict[str, float]]:
     """The median rate over ``runs`` and the SQL statistics of those runs."""
-    def count() -> int:
-        return int(exec_in("dovecot", "python3", "-c", _COUNT, domain_dir, "Maildir"))
-
     sql("SELECT pg_stat_statements_reset()")
     [[sessions_before]] = sql("SELECT sessions FROM pg_stat_database WHERE datname = 'mailsys'")
     [[seq_before, idx_before]] = sql(
         "SELECT sum(seq_scan), sum(coalesce(idx_scan, 0)) FROM pg_stat_user_tables")
-    rates = [_timed_run("postfix", count) for _ in range(runs)]
+    rates = [_timed_run("postfix", counter(domain_dir), accounts) for _ in range(runs)]
     [[calls]] = sql(
         "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid"
         " WHERE r.rolname IN ('postfix', 'dovecot') AND s.toplevel")
     [[sessions_after]] = sql("SELECT sessions FROM pg_stat_database WHERE datname = 'mailsys'")
     [[seq_after, idx_after]] = sql(
         "SELECT sum(seq_scan), sum(coalesce(idx_scan, 0)) FROM pg_stat_user_tables")
-    deliveries = runs * DELIVERIES
+    deliveries = runs * (accounts // RECIPIENTS) * RECIPIENTS
     return statistics.median(rates), {
         "queries_per_recipient": int(calls) / deliveries,
         "new_connections": int(sessions_after) - int(sessions_before),
@@ -75,9 +73,9 @@ def ours(domain_dir: str, runs: int = 3) -> tuple[float, dict[str, float]]:
     }
 
 
-def reference(master_cf: Path, runs: int = 3) -> float:
+def reference(master_cf: Path, accounts: int, runs: int = 3) -> float:
     """The same load into Postfix with hash maps and virtual(8), in the same image."""
-    vmailbox = "".join(f"u{n}@bench.example bench.example/u{n}/Maildir/\n" for n in range(ACCOUNTS))
+    vmailbox = "".join(f"u{n}@bench.example bench.example/u{n}/Maildir/\n" for n in range(accounts))
     main_cf = "\n".join([
         "compatibility_level = 3.10", "myhostname = reference.bench.example", "mydestination =",
         "local_recipient_maps =", "alias_maps =", "inet_protocols = ipv4",
@@ -109,7 +107,7 @@ def reference(master_cf: Path, runs: int = 3) -> float:
             return int(run("docker", "exec", REFERENCE, "python3", "-c", _COUNT,
                            "/srv/ref/bench.example", "Maildir"))
 
-        return statistics.median(_timed_run(REFERENCE, count) for _ in range(runs))
+        return statistics.median(_timed_run(REFERENCE, count, accounts) for _ in range(runs))
     finally:
         run("docker", "rm", "-f", REFERENCE, check=False)
 

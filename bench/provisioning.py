@@ -1,0 +1,93 @@
+"""Metric 5: bulk provisioning. `vmm import` of many accounts against PostgreSQL's own
+COPY of the same rows (the database phase), single `useradd` runs extrapolated to the
+same count, and how much faster than one core the import hashes passwords."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import time
+
+from passlib.hash import bcrypt
+
+from bench.stack import ROOT, exec_in, vmm
+from vmm import passwords  # noqa: F401 (quiets passlib's logger as the CLI does)
+
+DOMAIN = "bulk.bench.example"
+# Ready hashes: the database phase is measured without hashing, which has its own row.
+READY = "{BLF-CRYPT}" + bcrypt.using(rounds=4).hash("bulk")
+_PHASES = re.compile(
+    r"hashed (\d+) passwords in ([\d.]+) s on (\d+) processes; stored (\d+) rows in ([\d.]+) s;"
+    r" created the Maildirs and committed in ([\d.]+) s")
+_COPY = """
+import sys, time, psycopg
+rows = sys.stdin.read()
+with psycopg.connect("dbname=mailsys") as conn, conn.transaction(force_rollback=True):
+    started = time.monotonic()
+    with conn.cursor().copy("COPY users (gid, local_part, passwd) FROM STDIN") as copy:
+        copy.write(rows)
+    print(time.monotonic() - started)
+"""
+
+
+def _import(rows: str) -> dict[str, float]:
+    """`vmm import` of ``rows`` (CSV); its phases in seconds, from what it reports."""
+    started = time.monotonic()
+    result = subprocess.run(["docker", "compose", "run", "--rm", "-T", "vmm", "import", "-"], input=rows,
+                            capture_output=True, text=True, cwd=ROOT, check=False)
+    wall = time.monotonic() - started
+    found = _PHASES.search(result.stderr)
+    if result.returncode != 0 or found is None:
+        raise RuntimeError(f"vmm import: {result.stderr.strip()[-500:]}")
+    hashed, hash_s, workers, stored, store_s, rest_s = found.groups()
+    # The command reports milliseconds: a tiny (smoke) import may take less.
+    return {"hashed": int(hashed), "hash_s": max(float(hash_s), 1e-3), "workers": int(workers),
+            "stored": int(stored), "store_s": max(float(store_s), 1e-3), "rest_s": float(rest_s),
+            "wall_s": wall}
+
+
+def _fresh_domain() -> int:
+    if DOMAIN in vmm("listdomains"):
+        vmm("domaindelete", DOMAIN, "--force", "--delete-directory")
+    vmm("configset", "domain.auto_postmaster", "false")
+    try:
+        vmm("domainadd", DOMAIN)
+    finally:
+        vmm("configset", "domain.auto_postmaster", "true")
+    return int(json.loads(vmm("domaininfo", DOMAIN, "--json"))["gid"])
+
+
+def bulk(count: int) -> dict[str, float]:
+    """Import ``count`` accounts with ready hashes; COPY the same rows (rolled back)."""
+    gid = _fresh_domain()
+    copy_rows = "".join(f"{gid}\tb{n}\t{READY}\n" for n in range(count))
+    copy_s = float(exec_in("postgres", "runuser", "-u", "postgres", "--", "python3", "-c", _COPY,
+                           stdin=copy_rows))
+    phases = _import("address,password\n" + "".join(f"b{n}@{DOMAIN},{READY}\n" for n in range(count)))
+    return {**phases, "copy_s": copy_s}
+
+
+def singles(count: int) -> float:
+    """Seconds per `useradd` process (hash included), run back to back in one container:
+    what a shell loop of useradds costs without `docker compose run` each time."""
+    script = "".join(f"echo pw{n}-secret | vmm useradd single{n}@{DOMAIN} --password-stdin >/dev/null\n"
+                     for n in range(count))
+    started = time.monotonic()
+    subprocess.run(["docker", "compose", "run", "--rm", "-T", "--entrypoint", "sh", "vmm", "-e"],
+                   input=script, capture_output=True, text=True, cwd=ROOT, check=True)
+    loop = time.monotonic() - started
+    started = time.monotonic()
+    subprocess.run(["docker", "compose", "run", "--rm", "-T", "--entrypoint", "true", "vmm"],
+                   capture_output=True, cwd=ROOT, check=True)
+    return (loop - (time.monotonic() - started)) / count
+
+
+def hashing(count: int) -> dict[str, float]:
+    """Import ``count`` accounts with plain passwords: hashes per second on every core."""
+    phases = _import("address,password\n" + "".join(f"h{n}@{DOMAIN},pw{n}-secret\n" for n in range(count)))
+    return {"per_second": phases["hashed"] / phases["hash_s"], "workers": phases["workers"]}
+
+
+def cleanup() -> None:
+    vmm("domaindelete", DOMAIN, "--force", "--delete-directory")
