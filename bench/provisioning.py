@@ -64,7 +64,14 @@ def bulk(count: int) -> dict[str, float]:
     copy_rows = "".join(f"{gid}\tb{n}\t{READY}\n" for n in range(count))
     copy_s = float(exec_in("postgres", "runuser", "-u", "postgres", "--", "python3", "-c", _COPY,
                            stdin=copy_rows))
-    phases = _import("address,password\n" + "".join(f"b{n}@{DOMAIN},{READY}\n" for n in range(count)))
+    # Maildirs without the extra folders: at 100,000 accounts the directories, not the
+    # database, take the time (five instead of twenty-one directories an account).
+    folders = vmm("configget", "mailbox.folders").partition(" = ")[2].strip()
+    vmm("configset", "mailbox.folders", "")
+    try:
+        phases = _import("address,password\n" + "".join(f"b{n}@{DOMAIN},{READY}\n" for n in range(count)))
+    finally:
+        vmm("configset", "mailbox.folders", folders)
     return {**phases, "copy_s": copy_s}
 
 

@@ -31,6 +31,8 @@ class Runtime:
     allow_weak_schemes: bool
     filter_host: str
     milter_port: int
+    # The DNS servers rspamd asks ("ip" or "ip:port"); empty: the container's resolver.
+    dns_servers: tuple[str, ...]
     # What Postfix does with mail while the filter is unreachable: "defer" (4xx, the
     # sender retries) or "pass" (accepted unscanned and unsigned).
     filter_failure: str
@@ -57,6 +59,7 @@ class Runtime:
             # Also renders Dovecot's auth_allow_weak_schemes: one switch for both.
             allow_weak_schemes=env.get("VMM_ALLOW_WEAK_SCHEMES", "no").lower() in ("yes", "true", "1", "on"),
             filter_host=env.get("VMM_FILTER_HOST", "rspamd"),
+            dns_servers=tuple(env.get("VMM_DNS_RESOLVER", "").replace(",", " ").split()),
             milter_port=int(env.get("VMM_MILTER_PORT", "11332")),
             filter_failure=_one_of("VMM_FILTER_FAILURE", env.get("VMM_FILTER_FAILURE") or "defer",
                                    ("defer", "pass")),

@@ -66,32 +66,33 @@ def create_account_dir(
     home: Path, uid: int, gid: int, mode: int, root: str, folders: list[str], subscribe: bool
 ) -> None:
     """The home with an empty Maildir, its folders and their subscriptions."""
-    maildir = home / root
+    # Two system calls a directory (mkdir with its final mode, chown): `vmm import` makes
+    # twenty directories for each of up to 100,000 accounts.
+    maildir = os.path.join(home, root)
+    directories = [str(home), maildir]
+    for box in [maildir, *(os.path.join(maildir, "." + name) for name in folders)]:
+        if box != maildir:
+            directories.append(box)
+        directories += [os.path.join(box, sub) for sub in ("cur", "new", "tmp")]
+    previous = os.umask(0)  # the modes as given; the CLI is one thread
     made_home = False
     try:
-        home.mkdir(mode=mode)
-        made_home = True
-        created = [home, maildir]
-        maildir.mkdir(mode=mode)
-        for folder in ["", *("." + name for name in folders)]:
-            box = maildir / folder if folder else maildir
-            if folder:
-                box.mkdir(mode=mode)
-                created.append(box)
-            for sub in ("cur", "new", "tmp"):
-                (box / sub).mkdir(mode=mode)
-                created.append(box / sub)
+        for directory in directories:
+            os.mkdir(directory, mode)
+            made_home = True
+            os.chown(directory, uid, gid)
         if subscribe and folders:
-            subscriptions = maildir / "subscriptions"
-            subscriptions.write_text("".join(f"{name}\n" for name in folders))
-            created.append(subscriptions)
-        for path in created:
-            os.chown(path, uid, gid)
-            os.chmod(path, mode if path.is_dir() else 0o600)
+            subscriptions = os.path.join(maildir, "subscriptions")
+            fd = os.open(subscriptions, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write("".join(f"{name}\n" for name in folders))
+            os.chown(subscriptions, uid, gid)
     except OSError as exc:
         if made_home:
             shutil.rmtree(home, ignore_errors=True)
         raise MailDirError(f"cannot create mail directory {home}: {exc.strerror}") from None
+    finally:
+        os.umask(previous)
 
 
 def remove_tree(path: Path) -> None:

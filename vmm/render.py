@@ -65,6 +65,7 @@ class DovecotContext:
 class RspamdContext:
     milter_port: int
     dkim_dir: str
+    dns_servers: tuple[str, ...]
 
 
 Context = PostgresContext | PostfixContext | DovecotContext | RspamdContext
@@ -76,7 +77,7 @@ def context_for(service: str, runtime: Runtime) -> Context:
     if service == "postgres":
         return PostgresContext()
     if service == "rspamd":
-        return RspamdContext(runtime.milter_port, str(runtime.dkim_dir))
+        return RspamdContext(runtime.milter_port, str(runtime.dkim_dir), runtime.dns_servers)
     common = {
         "hostname": runtime.hostname, "domain": runtime.domain, "db_host": runtime.db_host,
         "db_name": runtime.db_name, "db_password": runtime.db_password(service),
