@@ -32,8 +32,6 @@ MANIFEST = "vmm-backup.json"
 # The last member: how many came before it. A cut archive (a full disk, a dropped
 # connection) lacks it, and its table data alone must never be restored.
 TRAILER = "vmm-backup.end"
-# Archive prefix -> what it holds. The mail root comes from misc.base_directory.
-TREES = ("mail", "dkim", "tls")
 # Per Maildir: new/ before cur/ (see above); tmp/ holds deliveries not yet complete.
 _MAILDIR_ORDER = {"new": 0, "cur": 1}
 

@@ -77,6 +77,7 @@ class Session:
 
     conn: db.Connection
     config: Settings
+    runtime: Runtime
     on_rollback: list[Callable[[], None]] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
@@ -93,12 +94,13 @@ class Session:
 @contextmanager
 def session(attempts: int = 1) -> Iterator[Session]:
     """A command's connection and single transaction, with the settings in force."""
-    with db.connect(Runtime.from_env(), attempts=attempts) as conn:
+    runtime = Runtime.from_env()
+    with db.connect(runtime, attempts=attempts) as conn:
         current: Session | None = None
         try:
             with db.transaction(conn):
                 db.share_with_writers(conn)
-                current = Session(conn, Settings.load(conn))
+                current = Session(conn, Settings.load(conn), runtime)
                 yield current
         except BaseException:
             for undo in reversed(current.on_rollback if current else []):

@@ -21,10 +21,9 @@ FileArgument = Annotated[str, typer.Argument(help="The archive's path, or - for 
 
 
 def trees(config: Settings, runtime: Runtime) -> dict[str, Path]:
-    """Archive prefix -> the directory it holds (see vmm.backup.TREES)."""
+    """Archive prefix -> the directory it holds."""
     found = {"mail": Path(config.get("misc.base_directory")), "dkim": runtime.dkim_dir,
              "tls": runtime.tls_dir}
-    assert tuple(found) == archive.TREES
     for root in found.values():
         if not root.is_dir():
             raise MailDirError(f"{root} is not a directory")
@@ -67,11 +66,10 @@ def restore(
     """Replace the installation's data with a backup's: the tables, Maildirs, DKIM keys
     and certificate. All or nothing; restart the stack afterwards so that the daemons
     load the restored certificate."""
-    runtime = Runtime.from_env()
     with ExitStack() as stack:
         source = sys.stdin.buffer if file == "-" else stack.enter_context(_open(Path(file)))
         with session() as s:
-            found = trees(s.config, runtime)
+            found = trees(s.config, s.runtime)
             row = s.conn.execute("SELECT count(*) FROM users").fetchone()
             if row and row[0] and not force:
                 raise Conflict(f"this installation has {row[0]} account(s); give --force to replace them")

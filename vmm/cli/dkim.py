@@ -33,7 +33,7 @@ def dkiminfo(fqdn: str, as_json: JsonOption = False) -> None:
     name = DomainName.parse(fqdn)
     with session() as s:
         domain = domains.get_primary(s.conn, name)
-    key = _key_of(domain.name)
+    key = _key_of(s.runtime, domain.name)
     if as_json:
         show_json({"domain": domain.name, "selector": key.selector, "bits": dkim.KEY_BITS,
                    "created": key.created().isoformat(timespec="seconds"),
@@ -64,8 +64,8 @@ def dnsrecords(
             raise InvalidValue(f"not an IP address: {text!r}") from None
     with session() as s:
         domain = domains.get_primary(s.conn, name)
-    key = dkim.current(Runtime.from_env().dkim_dir, domain.name)
-    records = for_domain(domain.name, Runtime.from_env().hostname, key, addresses)
+    key = dkim.current(s.runtime.dkim_dir, domain.name)
+    records = for_domain(domain.name, s.runtime.hostname, key, addresses)
     if as_json:
         show_json([{"name": r.name, "ttl": r.ttl, "type": r.type, "value": r.value} for r in records])
         return
@@ -74,8 +74,8 @@ def dnsrecords(
         typer.echo(record.zone_line())
 
 
-def _key_of(domain: str) -> dkim.Key:
-    key = dkim.current(Runtime.from_env().dkim_dir, domain)
+def _key_of(runtime: Runtime, domain: str) -> dkim.Key:
+    key = dkim.current(runtime.dkim_dir, domain)
     if key is None:
         raise NotFound(f"{domain} has no DKIM key (create one with dkimrotate)")
     return key

@@ -27,7 +27,6 @@ from vmm.cli.app import (
     show_list,
 )
 from vmm.cli.provision import create_account, create_domain
-from vmm.config import Runtime
 from vmm.limits import Quota, parse_messages, parse_services, parse_storage, parse_transport
 
 DETAILS = ("accounts", "aliasdomains", "aliases", "catchall", "relocated", "full")
@@ -66,7 +65,7 @@ def domaindelete(
         domains.delete(s.conn, domain, force or s.config.flag("domain.force_deletion"))
         if delete_directory or s.config.flag("domain.delete_directory"):
             s.remove_later(Path(domain.domaindir))
-        s.after_commit.append(lambda: dkim.forget(Runtime.from_env().dkim_dir, domain.name))
+        s.after_commit.append(lambda: dkim.forget(s.runtime.dkim_dir, domain.name))
 
 
 @command("domaininfo", "di")

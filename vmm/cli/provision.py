@@ -8,7 +8,6 @@ from pathlib import Path
 from vmm import accounts, dkim, domains, mailboxes, passwords
 from vmm.addresses import DomainName, EmailAddress
 from vmm.cli.app import Session, read_password, rounds
-from vmm.config import Runtime
 from vmm.limits import SERVICES, Quota, parse_storage, parse_transport
 
 
@@ -31,7 +30,7 @@ def create_domain(s: Session, name: DomainName, transport: str | None, note: str
 
 def create_key(s: Session, domain: str) -> dkim.Key:
     """A new DKIM key for ``domain``: signing once the command commits, removed if it fails."""
-    dkim_dir = Runtime.from_env().dkim_dir
+    dkim_dir = s.runtime.dkim_dir
     key = dkim.generate(dkim_dir, domain)
     s.on_rollback.append(lambda: dkim.discard(key))
     s.after_commit.append(lambda: dkim.activate(dkim_dir, key))
