@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import gzip
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.integration.conftest import DUMP, ROOT, Cli
+from tests.integration.conftest import DUMP, Cli
 
 Files = dict[str, tuple[bytes, int, int, int]]
 
@@ -47,12 +45,6 @@ def populate(cli: Cli) -> None:
     (Path(cli.env["VMM_TLS_DIR"]) / "cert.pem").write_text("certificate\n")
 
 
-def run(cli: Cli, *args: str, stdin: bytes = b"") -> subprocess.CompletedProcess[bytes]:
-    """The CLI with binary standard input and output (archives)."""
-    return subprocess.run([sys.executable, "-m", "vmm", *args], input=stdin, capture_output=True,
-                          env=cli.env, cwd=ROOT, timeout=60, check=False)
-
-
 def test_restore_brings_back_exactly_what_was_backed_up(cli: Cli, tmp_path: Path) -> None:
     populate(cli)
     before = state(cli)
@@ -78,22 +70,22 @@ def test_restore_brings_back_exactly_what_was_backed_up(cli: Cli, tmp_path: Path
 def test_backup_streams_to_stdout_and_restore_reads_stdin(cli: Cli) -> None:
     populate(cli)
     before = state(cli)
-    dumped = run(cli, "backup", "-")
+    dumped = cli.run("backup", "-")
     assert dumped.returncode == 0, dumped.stderr
     assert gzip.decompress(dumped.stdout)  # a complete gzip stream
     cli.ok("userdelete", "alice@example.org", "--force")
-    restored = run(cli, "restore", "-", "--force", stdin=dumped.stdout)
+    restored = cli.run("restore", "-", "--force", stdin=dumped.stdout)
     assert restored.returncode == 0, restored.stderr
     assert state(cli) == before
 
 
 def test_a_damaged_archive_changes_nothing(cli: Cli, tmp_path: Path) -> None:
     populate(cli)
-    dumped = run(cli, "backup", "-").stdout
+    dumped = cli.run("backup", "-").stdout
     cli.ok("useradd", "dave@example.org", "--password-stdin", stdin="dave-pw\n")
     before = state(cli)
     for damaged in (dumped[: len(dumped) // 2], b"not an archive", b""):
-        result = run(cli, "restore", "-", "--force", stdin=damaged)
+        result = cli.run("restore", "-", "--force", stdin=damaged)
         assert result.returncode == 3, result.stderr
         assert result.stderr.decode().count("\n") == 1, result.stderr
         assert state(cli) == before

@@ -15,7 +15,7 @@ Command = tuple[list[str], str | None]  # arguments, stdin
 
 def _all_at_once(cli: Cli, commands: list[Command]) -> list[subprocess.CompletedProcess[str]]:
     with ThreadPoolExecutor(max_workers=len(commands)) as pool:
-        return list(pool.map(lambda command: cli(*command[0], stdin=command[1]), commands))
+        return list(pool.map(lambda command: cli.process(*command[0], stdin=command[1]), commands))
 
 
 def _homes_on_disk(cli: Cli) -> set[str]:
