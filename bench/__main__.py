@@ -155,7 +155,7 @@ def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Le
 
     recipients = [f"u{n}@bench.example" for n in range(scale.accounts)]
     levels = [latency.offer(smtp_port, share * rate, scale.paced_seconds, recipients,
-                            delivery.counter(domain_dir)) for share in PACED]
+                            delivery.arrivals(domain_dir)) for share in PACED]
     for share, level in zip(PACED, levels, strict=True):
         if share in (0.5, 0.8):
             at = f"at {share:.0%} of metric 1 ({level.offered:.0f} msg/s)"

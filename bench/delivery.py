@@ -5,11 +5,12 @@ its own virtual(8) on the same machine; and the SQL each delivered recipient cos
 from __future__ import annotations
 
 import statistics
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.stack import NETWORK, compose, exec_in, run, sql
+from bench.stack import NETWORK, compose, run, sql
 
 SESSIONS = 20
 SIZE = 10 * 1024
@@ -18,37 +19,78 @@ SIZE = 10 * 1024
 RECIPIENTS = 2
 REFERENCE = "vmmbench-reference"
 
-_COUNT = """
-import os, sys
-total = 0
-for home in os.scandir(sys.argv[1]) if os.path.isdir(sys.argv[1]) else []:
-    try:
-        total += len(os.listdir(os.path.join(home.path, sys.argv[2], 'new')))
-    except OSError:
-        pass
-print(total)
+# Runs inside the container that holds the Maildirs, so that counting costs the load
+# little: it re-lists a new/ directory only when its mtime moved (or moved lately, since
+# two renames within one clock tick share an mtime), and times from "go" on its stdin.
+_WATCH = """
+import os, sys, time
+root, folder, expected, limit = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
+seen = {}
+def count():
+    total, now = 0, time.time_ns()
+    for home in os.scandir(root) if os.path.isdir(root) else []:
+        new = os.path.join(home.path, folder, 'new')
+        try:
+            mtime = os.stat(new).st_mtime_ns
+            if new not in seen or seen[new][0] != mtime or now - mtime < 200_000_000:
+                seen[new] = (mtime, len(os.listdir(new)))
+        except OSError:
+            continue
+        total += seen[new][1]
+    return total
+target = count() + expected
+print('ready', flush=True)
+sys.stdin.readline()
+started = time.monotonic()
+while count() < target:
+    if time.monotonic() - started > limit:
+        sys.exit(f'only {count() - target + expected} of {expected} arrived in {limit} s')
+    time.sleep(0.05)
+print(time.monotonic() - started)
 """
 
 
-def _timed_run(host: str, count: Callable[[], int], accounts: int) -> float:
+class Arrivals:
+    """Watches a domain's Maildirs from inside their container: started before a load,
+    :meth:`wait` returns the seconds from :meth:`go` until ``expected`` more messages are
+    in new/."""
+
+    def __init__(self, exec_prefix: list[str], domain_dir: str, expected: int, limit: float = 300,
+                 folder: str = "Maildir") -> None:
+        self._process = subprocess.Popen(
+            [*exec_prefix, "python3", "-c", _WATCH, domain_dir, folder, str(expected), str(limit)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        assert self._process.stdin and self._process.stdout
+        if self._process.stdout.readline().strip() != "ready":
+            raise RuntimeError(f"arrivals watcher: {self._process.communicate()[1].strip()}")
+
+    def go(self) -> None:
+        assert self._process.stdin
+        self._process.stdin.write("go\n")
+        self._process.stdin.flush()
+
+    def wait(self) -> float:
+        out, err = self._process.communicate()
+        if self._process.returncode != 0:
+            raise RuntimeError(f"arrivals watcher: {err.strip()}")
+        return float(out)
+
+
+def arrivals(domain_dir: str) -> Callable[[int], Arrivals]:
+    """Watchers of the stack's Maildirs (in the dovecot container)."""
+    return lambda expected: Arrivals(["docker", "compose", "exec", "-T", "dovecot"], domain_dir, expected)
+
+
+def _timed_run(host: str, watch: Callable[[int], Arrivals], accounts: int) -> float:
     """Deliveries per second: from the first connection until the last file is in."""
     messages = accounts // RECIPIENTS
     deliveries = messages * RECIPIENTS
-    before = count()
-    started = time.monotonic()
+    watcher = watch(deliveries)
+    watcher.go()
     run("docker", "run", "--rm", "--network", NETWORK, "--entrypoint", "smtp-source", "vmm-postfix",
         "-s", str(SESSIONS), "-l", str(SIZE), "-m", str(messages), "-r", str(RECIPIENTS),
         "-f", "load@sender.example", "-t", "u@bench.example", f"{host}:25")
-    while count() < before + deliveries:
-        if time.monotonic() - started > 300:
-            raise RuntimeError(f"{host}: only {count() - before} of {deliveries} delivered")
-        time.sleep(0.1)
-    return deliveries / (time.monotonic() - started)
-
-
-def counter(domain_dir: str) -> Callable[[], int]:
-    """How many messages the domain's Maildirs hold in new/."""
-    return lambda: int(exec_in("dovecot", "python3", "-c", _COUNT, domain_dir, "Maildir"))
+    return deliveries / watcher.wait()
 
 
 def ours(domain_dir: str, accounts: int, runs: int = 3) -> tuple[float, dict[str, float]]:
@@ -57,7 +99,7 @@ def ours(domain_dir: str, accounts: int, runs: int = 3) -> tuple[float, dict[str
     [[sessions_before]] = sql("SELECT sessions FROM pg_stat_database WHERE datname = 'mailsys'")
     [[seq_before, idx_before]] = sql(
         "SELECT sum(seq_scan), sum(coalesce(idx_scan, 0)) FROM pg_stat_user_tables")
-    rates = [_timed_run("postfix", counter(domain_dir), accounts) for _ in range(runs)]
+    rates = [_timed_run("postfix", arrivals(domain_dir), accounts) for _ in range(runs)]
     [[calls]] = sql(
         "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid"
         " WHERE r.rolname IN ('postfix', 'dovecot') AND s.toplevel")
@@ -103,11 +145,10 @@ def reference(master_cf: Path, accounts: int, runs: int = 3) -> float:
                 raise RuntimeError("the reference Postfix did not start")
             time.sleep(0.5)
 
-        def count() -> int:
-            return int(run("docker", "exec", REFERENCE, "python3", "-c", _COUNT,
-                           "/srv/ref/bench.example", "Maildir"))
+        def watch(expected: int) -> Arrivals:
+            return Arrivals(["docker", "exec", "-i", REFERENCE], "/srv/ref/bench.example", expected)
 
-        return statistics.median(_timed_run(REFERENCE, count, accounts) for _ in range(runs))
+        return statistics.median(_timed_run(REFERENCE, watch, accounts) for _ in range(runs))
     finally:
         run("docker", "rm", "-f", REFERENCE, check=False)
 

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.delivery import Arrivals
 from bench.stack import compose
 
 SESSIONS = 20
@@ -39,11 +40,11 @@ def _message(sender: str, recipient: str, n: int) -> bytes:
 
 
 def offer(smtp_port: int, rate: float, seconds: float, recipients: list[str],
-          delivered: Callable[[], int]) -> Level:
+          watch: Callable[[int], Arrivals]) -> Level:
     """Offer ``rate`` messages/s for ``seconds``; wait until all are stored."""
     sender = f"paced{int(rate * 100)}-{int(time.time())}@sender.example"
     total = max(1, int(rate * seconds))
-    before = delivered()
+    watcher = watch(total)
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(time.time() - 2))
     lock, counter = threading.Lock(), iter(range(total))
     start = time.monotonic() + 0.5
@@ -64,13 +65,11 @@ def offer(smtp_port: int, rate: float, seconds: float, recipients: list[str],
     threads = [threading.Thread(target=session) for _ in range(SESSIONS)]
     for thread in threads:
         thread.start()
+    time.sleep(max(0.0, start - time.monotonic()))  # the first message's scheduled time
+    watcher.go()
     for thread in threads:
         thread.join()
-    while delivered() < before + total:
-        if time.monotonic() - start > seconds + 300:
-            raise RuntimeError(f"paced load at {rate:.0f}/s: not all {total} delivered")
-        time.sleep(0.1)
-    rate_delivered = total / (time.monotonic() - start)
+    rate_delivered = total / watcher.wait()
     deadline = time.monotonic() + 60  # the log trails the Maildir by a little
     while len(delays := _delays(sender, since)) < total:
         if time.monotonic() > deadline:
