@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import time
@@ -41,14 +40,17 @@ def sql(query: str) -> list[list[str]]:
 
 
 def wait_healthy(timeout: float = 120) -> float:
-    """Seconds until every long-running service with a healthcheck reports healthy."""
+    """Seconds until every running service with a healthcheck reports healthy. Asks the
+    engine (``docker ps``, 30 ms of CPU) rather than ``docker compose ps`` (170 ms): the
+    polling must not slow down the start it times."""
     started = time.monotonic()
     while True:
-        rows = [json.loads(line) for line in compose("ps", "--format", "json").splitlines() if line]
-        states = {row["Service"]: row.get("Health", "") for row in rows}
-        # "" is a service without a healthcheck (the test stacks' DNS).
-        if states and all(state in ("healthy", "") for state in states.values()):
+        out = run("docker", "ps", "--filter", f"label=com.docker.compose.project={PROJECT}", "--format",
+                  '{{.Label "com.docker.compose.service"}}\t{{.Status}}')
+        states = dict(line.split("\t", 1) for line in out.splitlines() if line)
+        # A service without a healthcheck (the test stacks' DNS) shows no "(...)".
+        if states and all("(" not in state or "(healthy)" in state for state in states.values()):
             return time.monotonic() - started
         if time.monotonic() - started > timeout:
             raise RuntimeError(f"not healthy after {timeout} s: {states}")
-        time.sleep(0.1)
+        time.sleep(0.2)

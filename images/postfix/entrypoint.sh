@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# Render the configuration, check the queue's ownership, run Postfix in the foreground.
+# Render the configuration, check it, run Postfix in the foreground.
 set -euo pipefail
 python3 -m vmm.render postfix /etc/postfix postfix
-# The queue lives on a volume: repair ownership and modes a restore or copy may lose.
-postfix set-permissions >/dev/null 2>&1 || true
-postfix check
+# The queue lives on a volume: a restore or copy may lose ownership and modes. Repairing
+# walks the whole queue (a second or more), so only when its marker directory is wrong.
+if [ "$(stat -c %U:%G /var/spool/postfix/maildrop 2>/dev/null)" != postfix:postdrop ]; then
+    postfix set-permissions >/dev/null 2>&1 || true
+fi
+# start-fg would scan the installation and the queue again (postfix check, about 0.5 s,
+# several seconds while the whole stack restarts at once); a configuration error still
+# stops the master at once, with its reason in the log.
+touch /var/spool/postfix/quick-start
 exec postfix start-fg

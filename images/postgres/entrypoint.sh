@@ -36,5 +36,6 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
 fi
 
 python3 -m vmm.render postgres /etc/vmm-postgres postgres
-exec runuser -u postgres -- postgres -D "$PGDATA" \
+# setpriv execs (runuser would stay as PID 1 and not pass on the stop signal).
+exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA" \
     -c config_file=/etc/vmm-postgres/postgresql.conf -c hba_file=/etc/vmm-postgres/pg_hba.conf
