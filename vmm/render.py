@@ -66,6 +66,7 @@ class RspamdContext:
     milter_port: int
     dkim_dir: str
     dns_servers: tuple[str, ...]
+    scan_processes: int
 
 
 Context = PostgresContext | PostfixContext | DovecotContext | RspamdContext
@@ -77,7 +78,10 @@ def context_for(service: str, runtime: Runtime) -> Context:
     if service == "postgres":
         return PostgresContext()
     if service == "rspamd":
-        return RspamdContext(runtime.milter_port, str(runtime.dkim_dir), runtime.dns_servers)
+        # One scanning process a core this container may use: rspamd's default of one
+        # serialises every message's scan on a single core under load.
+        return RspamdContext(runtime.milter_port, str(runtime.dkim_dir), runtime.dns_servers,
+                             len(os.sched_getaffinity(0)))
     common = {
         "hostname": runtime.hostname, "domain": runtime.domain, "db_host": runtime.db_host,
         "db_name": runtime.db_name, "db_password": runtime.db_password(service),

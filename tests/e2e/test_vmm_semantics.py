@@ -134,6 +134,9 @@ def test_quota_refuses_at_rcpt_and_never_bounces(stack: Stack) -> None:
     code, reply = stack.rcpt("hank@quota.example", size=12_000)
     assert code == 552 and b"5.2.2" in reply
     assert stack.rcpt("hank@quota.example", size=1_000)[0] == 250
+    # The same mailbox under an alias domain's name is just as full.
+    stack.vmm_ok("aliasdomainadd", "quota-alias.example", "quota.example")
+    assert stack.rcpt("hank@quota-alias.example", size=12_000)[0] == 552
 
     stack.send("s@sender.example", ["ivy@quota.example"], message("ivy@quota.example"))
     wait_until_delivered(stack, "ivy@quota.example", PW)

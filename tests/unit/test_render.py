@@ -29,7 +29,7 @@ CONTEXTS: dict[str, render.Context] = {
     "dovecot": render.DovecotContext(
         allow_weak_schemes=False, submission_host="postfix:25", **COMMON,  # type: ignore[arg-type]
     ),
-    "rspamd": render.RspamdContext(11332, "/var/lib/vmm/dkim", ("192.0.2.53", "192.0.2.54:5353")),
+    "rspamd": render.RspamdContext(11332, "/var/lib/vmm/dkim", ("192.0.2.53", "192.0.2.54:5353"), 2),
 }
 
 
@@ -84,5 +84,5 @@ def test_an_unknown_filter_failure_setting_is_refused(monkeypatch: pytest.Monkey
 
 
 def test_rspamd_without_a_resolver_uses_the_containers_own(tmp_path: Path) -> None:
-    render.render("rspamd", render.RspamdContext(11332, "/var/lib/vmm/dkim", ()), tmp_path, TEMPLATES)
+    render.render("rspamd", render.RspamdContext(11332, "/var/lib/vmm/dkim", (), 2), tmp_path, TEMPLATES)
     assert "nameserver" not in (tmp_path / "override.d" / "options.inc").read_text()
