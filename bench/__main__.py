@@ -95,10 +95,16 @@ def restart_to_login() -> float:
             time.sleep(0.1)
 
 
-def image_growth_mb() -> dict[str, float]:
-    base = int(run("docker", "image", "inspect", "debian:trixie-slim", "--format", "{{.Size}}"))
-    return {image: (int(run("docker", "image", "inspect", image, "--format", "{{.Size}}")) - base) / 1e6
-            for image in IMAGES}
+def _image_mb(image: str) -> float:
+    return int(run("docker", "image", "inspect", image, "--format", "{{.Size}}")) / 1e6
+
+
+def image_growth_mb() -> dict[str, tuple[str, float]]:
+    """What each image adds over the image it is built FROM (its own layers), and what
+    vmm-base, shared by all of them and stored once, adds over Debian."""
+    base = _image_mb("vmm-base")
+    return {"vmm-base": ("debian:trixie-slim", base - _image_mb("debian:trixie-slim")),
+            **{image: ("vmm-base", _image_mb(image) - base) for image in IMAGES}}
 
 
 def idle_rss_mb() -> float:
@@ -194,8 +200,8 @@ def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Le
     if scale.restart:
         restart = restart_to_login()
         rows.append(Row("7 warm restart -> healthy + IMAP login", restart, None, "s", "< 5 s", restart < 5))
-    for image, growth in image_growth_mb().items():
-        rows.append(Row(f"8 {image} over debian:trixie-slim", growth, None, "MB", "<= 100 MB", growth <= 100))
+    for image, (base, growth) in image_growth_mb().items():
+        rows.append(Row(f"8 {image} over {base}", growth, None, "MB", "<= 100 MB", growth <= 100))
     rss = idle_rss_mb()
     rows.append(Row("8 idle stack memory", rss, None, "MiB", "<= 150 MB", rss <= 150 / 1.048576))
     return rows, {"sql": sql_stats, "bulk": bulk, "hashing": hashing}, levels
