@@ -107,39 +107,42 @@ def read(source: IO[bytes], trees: dict[str, Path]) -> Staged:
     staging = {prefix: Path(tempfile.mkdtemp(prefix=".vmm-restore-", dir=root))
                for prefix, root in trees.items()}
     try:
-        manifest, dumps, members, complete = None, {}, 0, False
-        with tarfile.open(fileobj=source, mode="r|gz") as archive:
-            for member in archive:
-                if complete:
-                    raise InvalidValue(f"not a vmm backup: {member.name!r} after the end")
-                if member.name == TRAILER:
-                    stream = archive.extractfile(member)
-                    complete = stream is not None and json.loads(stream.read()).get("members") == members
-                    if not complete:
-                        raise InvalidValue("the backup is damaged: members are missing")
-                    continue
-                members += 1
-                if member.name == MANIFEST:
-                    manifest = _manifest(archive.extractfile(member))
-                elif member.name.startswith("db/") and member.isfile():
-                    stream = archive.extractfile(member)
-                    assert stream is not None
-                    dumps[member.name.removeprefix("db/").removesuffix(".copy")] = stream.read()
-                elif (prefix := member.name.partition("/")[0]) in staging:
-                    member.name = member.name.partition("/")[2]
-                    if member.name:
-                        # "fully_trusted": owners and modes as saved; our own archive.
-                        archive.extract(member, staging[prefix], numeric_owner=True, filter="fully_trusted")
-                else:
-                    raise InvalidValue(f"not a vmm backup: unexpected member {member.name!r}")
-    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
-        discard(staging)
-        raise InvalidValue(f"cannot read the backup: {exc}") from None
+        try:
+            return _unpack(source, staging)
+        except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+            raise InvalidValue(f"cannot read the backup: {exc}") from None
     except BaseException:
         discard(staging)
         raise
+
+
+def _unpack(source: IO[bytes], staging: dict[str, Path]) -> Staged:
+    manifest, dumps, members, complete = None, {}, 0, False
+    with tarfile.open(fileobj=source, mode="r|gz") as archive:
+        for member in archive:
+            if complete:
+                raise InvalidValue(f"not a vmm backup: {member.name!r} after the end")
+            if member.name == TRAILER:
+                stream = archive.extractfile(member)
+                complete = stream is not None and json.loads(stream.read()).get("members") == members
+                if not complete:
+                    raise InvalidValue("the backup is damaged: members are missing")
+                continue
+            members += 1
+            if member.name == MANIFEST:
+                manifest = _manifest(archive.extractfile(member))
+            elif member.name.startswith("db/") and member.isfile():
+                stream = archive.extractfile(member)
+                assert stream is not None
+                dumps[member.name.removeprefix("db/").removesuffix(".copy")] = stream.read()
+            elif (prefix := member.name.partition("/")[0]) in staging:
+                member.name = member.name.partition("/")[2]
+                if member.name:
+                    # "fully_trusted": owners and modes as saved; our own archive.
+                    archive.extract(member, staging[prefix], numeric_owner=True, filter="fully_trusted")
+            else:
+                raise InvalidValue(f"not a vmm backup: unexpected member {member.name!r}")
     if not complete or manifest is None or set(dumps) != set(manifest.tables):
-        discard(staging)
         raise InvalidValue("the backup is incomplete (cut short?) or not a vmm backup")
     return Staged(manifest, dumps, staging)
 

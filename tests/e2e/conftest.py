@@ -86,6 +86,7 @@ class Stack:
     compose: DockerCompose
     project: str
     env: dict[str, str]  # what the module set for its stack (STACK_ENV)
+    net: str  # the first three octets of the stack's /24 (VMM_TEST_NET)
 
     def port(self, container_port: int) -> int:
         service = SERVICE_OF_PORT.get(container_port, "dovecot")
@@ -155,11 +156,11 @@ class Stack:
 
     def gateway(self) -> str:
         """The address mail from this host arrives from: the stack network's gateway."""
-        return subprocess.run(
-            ["docker", "network", "inspect", f"{self.project}_default",
-             "--format", "{{(index .IPAM.Config 0).Gateway}}"],
-            capture_output=True, text=True, check=True,
-        ).stdout.strip()
+        return f"{self.net}.1"
+
+    def dns_address(self) -> str:
+        """The stack's DNS container (tests/e2e/dns.yaml), reachable from this host."""
+        return f"{self.net}.53"
 
     def postmap(self, table: str, key: str) -> str:
         """What Postfix's own lookup of ``key`` in one of its SQL tables answers."""
@@ -252,13 +253,13 @@ def compose_stack(name: str, extra: dict[str, str], files: list[str]) -> Iterato
     os.environ.update(extra)
     # An empty host port publishes on a random free port of 127.0.0.1.
     os.environ.update({f"VMM_PORT_{port}": "" for port in PORTS})
-    os.environ["VMM_TEST_NET"] = free_subnet()
+    os.environ["VMM_TEST_NET"] = net = free_subnet()
     # Every stack has its own DNS (dns.yaml), plus the module's files (STACK_FILES).
     os.environ["COMPOSE_FILE"] = ":".join(["compose.yaml", "tests/e2e/dns.yaml", *files])
     compose = DockerCompose(ROOT, wait=True)
     try:
         compose.start()
-        yield Stack(compose, project, dict(extra))
+        yield Stack(compose, project, dict(extra), net)
     finally:
         compose.stop(down=True)
         os.environ.clear()

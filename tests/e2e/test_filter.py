@@ -53,13 +53,8 @@ def submit(stack: Stack, user: str, to: str, message: bytes) -> None:
 
 def stack_dns(stack: Stack) -> dns.resolver.Resolver:
     """A resolver asking the stack's DNS container (reachable from this host)."""
-    address = subprocess.run(
-        ["docker", "inspect", f"{stack.project}-dns-1", "--format",
-         "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}"],
-        capture_output=True, text=True, check=True,
-    ).stdout.strip()
     resolver = dns.resolver.Resolver(configure=False)
-    resolver.nameservers = [address]
+    resolver.nameservers = [stack.dns_address()]
     return resolver
 
 
