@@ -153,14 +153,19 @@ def set_transport(conn: Connection, account: Account, transport: str | None) -> 
 
 
 def add_many(conn: Connection, rows: list[tuple[int, str, str]]) -> list[tuple[int, int, str]]:
-    """Bulk insert of (gid, local part, hash) in one statement; returns (uid, gid, local
-    part). The caller has locked the domains and checked that no address is in use."""
-    gids, locals_, hashes = (list(column) for column in zip(*rows, strict=True)) if rows else ([], [], [])
+    """Bulk insert of (gid, local part, hash) with COPY, PostgreSQL's fastest way in;
+    returns (uid, gid, local part). The caller has locked the domains and checked that
+    no address is in use."""
+    with conn.cursor().copy("COPY users (gid, local_part, passwd) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    gids, locals_ = [gid for gid, _, _ in rows], [local for _, local, _ in rows]
     inserted = conn.execute(
-        """INSERT INTO users (gid, local_part, passwd)
-           SELECT * FROM unnest(%s::integer[], %s::text[], %s::text[])
-           RETURNING uid, gid, local_part""",
-        (gids, locals_, hashes),
+        """SELECT u.uid, u.gid, u.local_part
+             FROM unnest(%s::integer[], %s::text[]) AS x(gid, local_part)
+             JOIN users u USING (gid, local_part)
+            ORDER BY u.uid""",
+        (gids, locals_),
     ).fetchall()
     return [(int(str(uid)), int(str(gid)), str(local)) for uid, gid, local in inserted]
 
