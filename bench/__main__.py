@@ -41,7 +41,11 @@ class Row:
 
 
 def _published_port(service: str, port: int) -> int:
-    return int(compose("port", service, str(port)).strip().rsplit(":", 1)[1])
+    """The loopback port Docker published for a service's port. Asks the engine
+    (``docker port``, 30 ms) rather than ``docker compose port`` (200 ms): the restart
+    figure includes this lookup."""
+    out = run("docker", "port", f"{PROJECT}-{service}-1", f"{port}/tcp")
+    return int(out.splitlines()[0].rsplit(":", 1)[1])
 
 
 def prepare_accounts(count: int) -> str:
