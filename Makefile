@@ -61,6 +61,6 @@ lint: $(VENV)/.installed ## ruff and mypy --strict
 
 clean: ## Stop the stack and remove its volumes, test leftovers and the venv
 	@$(COMPOSE) down -v --remove-orphans || true
-	@COMPOSE_PROJECT_NAME=vmmbench COMPOSE_FILE=compose.yaml:tests/e2e/dns.yaml $(COMPOSE) down -v || true
+	@$(BENCH_ENV) $(COMPOSE) down -v || true
 	@docker ps -aq --filter name=vmmtest | xargs -r docker rm -f >/dev/null
 	@rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -76,9 +76,10 @@ class Arrivals:
         return float(out)
 
 
-def arrivals(domain_dir: str) -> Callable[[int], Arrivals]:
-    """Watchers of the stack's Maildirs (in the dovecot container)."""
-    return lambda expected: Arrivals(["docker", "compose", "exec", "-T", "dovecot"], domain_dir, expected)
+def arrivals(domain_dir: str, exec_prefix: tuple[str, ...] = ("docker", "compose", "exec", "-T", "dovecot"),
+             ) -> Callable[[int], Arrivals]:
+    """Watchers of a domain's Maildirs; by default the stack's, in its dovecot container."""
+    return lambda expected: Arrivals(list(exec_prefix), domain_dir, expected)
 
 
 def _timed_run(host: str, watch: Callable[[int], Arrivals], accounts: int) -> float:
@@ -145,9 +146,7 @@ def reference(master_cf: Path, accounts: int, runs: int = 3) -> float:
                 raise RuntimeError("the reference Postfix did not start")
             time.sleep(0.5)
 
-        def watch(expected: int) -> Arrivals:
-            return Arrivals(["docker", "exec", "-i", REFERENCE], "/srv/ref/bench.example", expected)
-
+        watch = arrivals("/srv/ref/bench.example", ("docker", "exec", "-i", REFERENCE))
         return statistics.median(_timed_run(REFERENCE, watch, accounts) for _ in range(runs))
     finally:
         run("docker", "rm", "-f", REFERENCE, check=False)

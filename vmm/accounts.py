@@ -154,20 +154,15 @@ def set_transport(conn: Connection, account: Account, transport: str | None) -> 
 
 def add_many(conn: Connection, rows: list[tuple[int, str, str]]) -> list[tuple[int, int, str]]:
     """Bulk insert of (gid, local part, hash) with COPY, PostgreSQL's fastest way in;
-    returns (uid, gid, local part). The caller has locked the domains and checked that
-    no address is in use."""
-    with conn.cursor().copy("COPY users (gid, local_part, passwd) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-    gids, locals_ = [gid for gid, _, _ in rows], [local for _, local, _ in rows]
-    inserted = conn.execute(
-        """SELECT u.uid, u.gid, u.local_part
-             FROM unnest(%s::integer[], %s::text[]) AS x(gid, local_part)
-             JOIN users u USING (gid, local_part)
-            ORDER BY u.uid""",
-        (gids, locals_),
-    ).fetchall()
-    return [(int(str(uid)), int(str(gid)), str(local)) for uid, gid, local in inserted]
+    returns (uid, gid, local part) in uid order (Maildirs made in that order are made
+    fastest). The uids come from the identity's sequence first, so no read-back is
+    needed. The caller has locked the domains and checked that no address is in use."""
+    uids = sorted(int(str(uid)) for (uid,) in conn.execute(
+        "SELECT nextval(pg_get_serial_sequence('users', 'uid')) FROM generate_series(1, %s)", (len(rows),)))
+    with conn.cursor().copy("COPY users (uid, gid, local_part, passwd) FROM STDIN") as copy:
+        for uid, row in zip(uids, rows, strict=True):
+            copy.write_row((uid, *row))
+    return [(uid, gid, local) for uid, (gid, local, _) in zip(uids, rows, strict=True)]
 
 
 def addresses_in_use(conn: Connection, pairs: list[tuple[int, str]]) -> list[str]:

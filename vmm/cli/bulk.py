@@ -86,7 +86,7 @@ def import_(
             else:
                 plain.append(index)
         started = time.monotonic()
-        workers = os.cpu_count() or 1
+        workers = len(os.sched_getaffinity(0))  # a process a core this container may use
         with ProcessPoolExecutor(max_workers=workers) as pool:
             jobs = [(rows[index][1], scheme, cost) for index in plain]
             for index, hashed in zip(plain, pool.map(_hash, jobs, chunksize=64), strict=True):
