@@ -67,8 +67,16 @@ provide_base_image() {
     rootfs=$(mktemp -d /var/tmp/trixie-rootfs.XXXXXX)
     debootstrap --variant=minbase trixie "$rootfs" http://deb.debian.org/debian \
         >"$log_dir/debootstrap.log" 2>&1 || { tail -20 "$log_dir/debootstrap.log" >&2; exit 1; }
-    # Like the official slim image: no apt lists or caches baked in.
-    rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin
+    # Like the official slim image: no apt lists, caches or downloaded packages baked in,
+    # and apt deletes the packages it downloads in every later layer (its docker-clean).
+    rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin \
+        "$rootfs"/var/cache/apt/archives/*.deb
+    cat >"$rootfs"/etc/apt/apt.conf.d/docker-clean <<'EOF'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+EOF
     tar -C "$rootfs" -c . | docker import -c 'CMD ["bash"]' - "$image" >/dev/null
     rm -rf "$rootfs"
 }
