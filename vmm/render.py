@@ -8,6 +8,7 @@ import dataclasses
 import grp
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +116,10 @@ def render(service: str, context: Context, dest: Path, template_root: Path = TEM
     )
     values = dataclasses.asdict(context)
     gid = grp.getgrnam(group).gr_gid if group else -1
+    # Dated two seconds back: Postfix reads a main.cf changed within the last second again,
+    # every 300 ms, until it is older (util/load_file.c, against half-written files), which
+    # held every start for up to 2 s. These files are whole once this returns.
+    settled = time.time() - 2
     written = []
     for name in env.list_templates(extensions=["j2"]):
         if Path(name).name.startswith("_"):
@@ -128,6 +133,7 @@ def render(service: str, context: Context, dest: Path, template_root: Path = TEM
         os.chmod(target, 0o640)
         if group:
             os.chown(target, 0, gid)
+        os.utime(target, (settled, settled))
         written.append(target)
     return written
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
 # Render the configuration and run Dovecot in the foreground.
 set -euo pipefail
-python3 -m vmm.render dovecot /etc/dovecot dovecot
+vmm-render dovecot /etc/dovecot dovecot
 exec dovecot -F -c /etc/dovecot/dovecot.conf

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Render the configuration, check it, run Postfix in the foreground.
 set -euo pipefail
-python3 -m vmm.render postfix /etc/postfix postfix
+vmm-render postfix /etc/postfix postfix
 # The queue lives on a volume: a restore or copy may lose ownership and modes. Repairing
 # walks the whole queue (a second or more), so only when its marker directory is wrong.
 if [ "$(stat -c %U:%G /var/spool/postfix/maildrop 2>/dev/null)" != postfix:postdrop ]; then

@@ -35,7 +35,7 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
     runuser -u postgres -- pg_ctl -D "$PGDATA" -w stop >/dev/null
 fi
 
-python3 -m vmm.render postgres /etc/vmm-postgres postgres
+vmm-render postgres /etc/vmm-postgres postgres
 # setpriv execs (runuser would stay as PID 1 and not pass on the stop signal).
 exec setpriv --reuid=postgres --regid=postgres --init-groups postgres -D "$PGDATA" \
     -c config_file=/etc/vmm-postgres/postgresql.conf -c hba_file=/etc/vmm-postgres/pg_hba.conf

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Render the local.d and override.d files and run rspamd in the foreground.
 set -euo pipefail
-python3 -m vmm.render rspamd /etc/rspamd _rspamd
+vmm-render rspamd /etc/rspamd _rspamd
 install -d -o _rspamd -g _rspamd /run/rspamd /var/lib/rspamd
 exec rspamd -f -u _rspamd -g _rspamd

@@ -2,6 +2,7 @@
 value fails instead of rendering as an empty string."""
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -54,6 +55,12 @@ def test_partials_are_not_written(tmp_path: Path) -> None:
     written = render.render("postfix", CONTEXTS["postfix"], tmp_path, TEMPLATES)
     assert not [path for path in written if path.name.startswith("_")]
     assert (tmp_path / "sql" / "virtual_alias_maps.cf").read_text().count("password = s3cret") == 1
+
+
+def test_rendered_files_are_old_enough_that_postfix_reads_them_once(tmp_path: Path) -> None:
+    # Postfix rereads a main.cf younger than two seconds every 300 ms until it is older.
+    written = render.render("postfix", CONTEXTS["postfix"], tmp_path, TEMPLATES)
+    assert all(time.time() - path.stat().st_mtime >= 2 for path in written)
 
 
 def test_a_missing_value_fails_the_render(tmp_path: Path) -> None:
