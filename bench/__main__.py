@@ -12,6 +12,7 @@ import os
 import platform
 import smtplib
 import ssl
+import statistics
 import sys
 import tempfile
 import time
@@ -201,14 +202,19 @@ def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Le
     latency_s = provisioning_to_rcpt(smtp_port)
     rows.append(Row("6 useradd returned -> RCPT accepted (worst of 5)", latency_s, None, "s", "< 1 s",
                     latency_s < 1))
+    restarts: list[float] = []
     if scale.restart:
-        restart = restart_to_login()
-        rows.append(Row("7 warm restart -> healthy + IMAP login", restart, None, "s", "< 5 s", restart < 5))
+        # The median of three, as metric 1 takes the median of its runs: one restart
+        # varies by a second on a shared machine.
+        restarts = [restart_to_login() for _ in range(3)]
+        restart = statistics.median(restarts)
+        rows.append(Row("7 warm restart -> healthy + IMAP login (median of 3)", restart, None, "s", "< 5 s",
+                        restart < 5))
     for image, (base, growth) in image_growth_mb().items():
         rows.append(Row(f"8 {image} over {base}", growth, None, "MB", "<= 100 MB", growth <= 100))
     rss = idle_rss_mb()
     rows.append(Row("8 idle stack memory", rss, None, "MiB", "<= 150 MB", rss <= 150 / 1.048576))
-    return rows, {"sql": sql_stats, "bulk": bulk, "hashing": hashing}, levels
+    return rows, {"sql": sql_stats, "bulk": bulk, "hashing": hashing, "restarts": restarts}, levels
 
 
 def main() -> None:
