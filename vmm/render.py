@@ -139,7 +139,8 @@ def render(service: str, context: Context, dest: Path, template_root: Path = TEM
 
 
 def main() -> None:
-    """``python3 -m vmm.render SERVICE DEST [GROUP]``, called by the entrypoints."""
+    """``python3 -m vmm.render SERVICE DEST [GROUP]``, called by the entrypoints through
+    vmm-render (images/base), which renders once per container."""
     service, dest = sys.argv[1], Path(sys.argv[2])
     group = sys.argv[3] if len(sys.argv) > 3 else None
     render(service, context_for(service, Runtime.from_env()), dest, group=group)
