@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Render the configuration, check it, run Postfix in the foreground.
+# Render the configuration, repair the queue if need be, run Postfix in the foreground.
 set -euo pipefail
 vmm-render postfix /etc/postfix postfix
 # The queue lives on a volume: a restore or copy may lose ownership and modes. Repairing
