@@ -55,9 +55,11 @@ bench: images test-images $(VENV)/.installed ## Benchmarks against same-run refe
 	@$(BENCH_ENV) $(COMPOSE) up -d --wait --remove-orphans
 	@$(BENCH_ENV) $(PYTHON) -m bench; rc=$$?; $(BENCH_ENV) $(COMPOSE) down -v >/dev/null 2>&1; exit $$rc
 
-lint: $(VENV)/.installed ## ruff and mypy --strict
+lint: $(VENV)/.installed ## ruff, mypy --strict and shellcheck
 	@$(VENV)/bin/ruff check vmm tests bench
 	@$(VENV)/bin/mypy vmm tests bench
+	@$(VENV)/bin/shellcheck --severity=warning images/*/entrypoint.sh images/base/vmm-health \
+		images/base/vmm-render scripts/*.sh .ci/run
 
 clean: ## Stop the stack and remove its volumes, test leftovers and the venv
 	@$(COMPOSE) down -v --remove-orphans || true
