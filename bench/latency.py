@@ -16,11 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.delivery import RECIPIENTS, Arrivals
+# Metric 1's load shape: its sessions, message size and recipients a message.
+from bench.delivery import RECIPIENTS, SESSIONS, SIZE, Arrivals
 from bench.stack import compose
 
-SESSIONS = 20
-SIZE = 10 * 1024
 _QUEUED = re.compile(r" ([0-9A-F]{6,}): from=<(paced[^>]*)>")
 _SENT = re.compile(
     r" ([0-9A-F]{6,}): to=<[^>]*>, relay=[^ ]*,(?: conn_use=\d+,)? delay=([\d.]+),.* status=sent")
