@@ -65,4 +65,5 @@ clean: ## Stop the stack and remove its volumes, test leftovers and the venv
 	@$(COMPOSE) down -v --remove-orphans || true
 	@$(BENCH_ENV) $(COMPOSE) down -v || true
 	@docker ps -aq --filter name=vmmtest | xargs -r docker rm -f >/dev/null
+	@docker volume ls -q --filter name=vmmtest | xargs -r docker volume rm >/dev/null
 	@rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

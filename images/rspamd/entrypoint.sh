@@ -2,5 +2,5 @@
 # Render the local.d and override.d files and run rspamd in the foreground.
 set -euo pipefail
 vmm-render rspamd /etc/rspamd _rspamd
-install -d -o _rspamd -g _rspamd /run/rspamd /var/lib/rspamd
+install -d -o _rspamd -g _rspamd /run/rspamd /var/lib/rspamd /var/lib/rspamd/hyperscan
 exec rspamd -f -u _rspamd -g _rspamd

@@ -254,8 +254,10 @@ def compose_stack(name: str, extra: dict[str, str], files: list[str]) -> Iterato
     # An empty host port publishes on a random free port of 127.0.0.1.
     os.environ.update({f"VMM_PORT_{port}": "" for port in PORTS})
     os.environ["VMM_TEST_NET"] = net = free_subnet()
-    # Every stack has its own DNS (dns.yaml), plus the module's files (STACK_FILES).
-    os.environ["COMPOSE_FILE"] = ":".join(["compose.yaml", "tests/e2e/dns.yaml", *files])
+    # Every stack has its own DNS (dns.yaml) and the session's Hyperscan cache
+    # (hyperscan.yaml), plus the module's files (STACK_FILES).
+    os.environ["COMPOSE_FILE"] = ":".join(
+        ["compose.yaml", "tests/e2e/dns.yaml", "tests/e2e/hyperscan.yaml", *files])
     compose = DockerCompose(ROOT, wait=True)
     try:
         compose.start()
@@ -264,6 +266,18 @@ def compose_stack(name: str, extra: dict[str, str], files: list[str]) -> Iterato
         compose.stop(down=True)
         os.environ.clear()
         os.environ.update(saved)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def hyperscan_cache() -> Iterator[str]:
+    """The volume in which the session's rspamd instances share their compiled Hyperscan
+    databases (tests/e2e/hyperscan.yaml): the first stack compiles them, in about 20 s."""
+    name = f"vmmtest-hyperscan-{os.getpid()}"
+    subprocess.run(["docker", "volume", "create", name], check=True, capture_output=True)
+    os.environ["VMM_TEST_HYPERSCAN"] = name
+    yield name
+    del os.environ["VMM_TEST_HYPERSCAN"]
+    subprocess.run(["docker", "volume", "rm", name], check=True, capture_output=True)
 
 
 @pytest.fixture(scope="module")
