@@ -135,6 +135,17 @@ def test_gtube_is_refused_at_smtp_time_and_a_clean_message_passes(mail: Stack) -
     assert header(delivered(mail, "bob@example.test", clean), "X-Spam-Status") is not None
 
 
+
+def test_a_scan_logs_no_error_about_redis_which_the_stack_does_not_run(mail: Stack) -> None:
+    # rspamd's stock Bayes classifier stores its tokens in Redis: left on, every scan
+    # failed on it and logged an error beside its result line.
+    sent = note("eve@sender.test", "bob@example.test", "Minutes attached.")
+    mail.send("eve@sender.test", ["bob@example.test"], sent)
+    delivered(mail, "bob@example.test", sent)
+    log = mail.compose.get_logs("rspamd")[0]
+    assert "rspamd_task_write_log" in log
+    assert [line for line in log.splitlines() if "redis" in line.lower()] == []
+
 def _rsa_key(directory: Path) -> tuple[bytes, str]:
     """A private key (PEM) and its public key (base64 DER) for a sending domain."""
     private = directory / "sender.key"
