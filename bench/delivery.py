@@ -116,8 +116,12 @@ def ours(domain_dir: str, accounts: int, runs: int = 3) -> tuple[float, dict[str
     }
 
 
-def reference(master_cf: Path, accounts: int, runs: int = 3) -> float:
-    """The same load into Postfix with hash maps and virtual(8), in the same image."""
+def reference(master_cf: Path, accounts: int, runs: int = 3, stage: list[str] | None = None,
+              domain_dir: str | None = None) -> float:
+    """The same load into Postfix with hash maps, in the same image: by default delivering
+    with its own virtual(8) (metric 1's reference). ``stage`` adds main.cf lines (e.g. the
+    stack's LMTP transport and milter); with ``domain_dir`` the arrivals are counted in the
+    stack's Maildirs, where the stack's Dovecot writes them."""
     vmailbox = "".join(f"u{n}@bench.example bench.example/u{n}/Maildir/\n" for n in range(accounts))
     main_cf = "\n".join([
         "compatibility_level = 3.10", "myhostname = reference.bench.example", "mydestination =",
@@ -126,7 +130,7 @@ def reference(master_cf: Path, accounts: int, runs: int = 3) -> float:
         "virtual_mailbox_domains = bench.example", "virtual_mailbox_maps = hash:/etc/postfix/vmailbox",
         "virtual_mailbox_base = /srv/ref", "virtual_uid_maps = static:70000",
         "virtual_gid_maps = static:70000", "virtual_minimum_uid = 70000",
-        "virtual_transport = virtual", "",
+        "virtual_transport = virtual", *(stage or []), "",
     ])
     script = (
         "set -e; cat >/etc/postfix/main.cf <<'EOF'\n" + main_cf + "EOF\n"
@@ -146,10 +150,25 @@ def reference(master_cf: Path, accounts: int, runs: int = 3) -> float:
                 raise RuntimeError("the reference Postfix did not start")
             time.sleep(0.5)
 
-        watch = arrivals("/srv/ref/bench.example", ("docker", "exec", "-i", REFERENCE))
+        watch = (arrivals(domain_dir) if domain_dir
+                 else arrivals("/srv/ref/bench.example", ("docker", "exec", "-i", REFERENCE)))
         return statistics.median(_timed_run(REFERENCE, watch, accounts) for _ in range(runs))
     finally:
         run("docker", "rm", "-f", REFERENCE, check=False)
+
+
+def stack_stages() -> dict[str, list[str]]:
+    """Where metric 1's ratio goes: the reference's Postfix (hash maps) handing over to
+    the stack's Dovecot as ours does, then also through the stack's milter. The lines are
+    read from the stack's own main.cf, so the stages cannot drift from it."""
+    lmtp = ["virtual_transport"]
+    milter = [*lmtp, "smtpd_milters", "milter_protocol", "milter_default_action", "milter_mail_macros"]
+
+    def settings(names: list[str]) -> list[str]:
+        return compose("exec", "-T", "postfix", "postconf", *names).splitlines()
+
+    return {"LMTP to our Dovecot (no SQL, no filter)": settings(lmtp),
+            "LMTP + our rspamd milter (no SQL)": settings(milter)}
 
 
 def rendered_master_cf(directory: Path) -> Path:
