@@ -135,7 +135,6 @@ def test_gtube_is_refused_at_smtp_time_and_a_clean_message_passes(mail: Stack) -
     assert header(delivered(mail, "bob@example.test", clean), "X-Spam-Status") is not None
 
 
-
 def test_a_scan_logs_no_error_about_redis_which_the_stack_does_not_run(mail: Stack) -> None:
     # rspamd's stock Bayes classifier stores its tokens in Redis: left on, every scan
     # failed on it and logged an error beside its result line.
