@@ -4,8 +4,12 @@ counted (tests/e2e/faults.py); the report is printed at the end of the run."""
 
 from __future__ import annotations
 
+import collections
+import smtplib
 import ssl
 import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -44,6 +48,41 @@ def test_postgres_outage_defers_then_delivers(mailboxes: Stack) -> None:
     tally.retry_deferred(mailboxes)
     tally.settle(mailboxes)
     tally.assert_clean()
+
+
+def _superuser_sql(stack: Stack, query: str) -> str:
+    out, err, code = stack.exec("postgres", "runuser", "-u", "postgres", "--", "psql", "-d", "mailsys",
+                                "-Atc", query)
+    assert code == 0, err
+    return out.strip()
+
+
+def test_a_burst_of_sessions_leaves_postgres_connections_for_everyone_else(mailboxes: Stack) -> None:
+    """45 parallel sessions (Postfix lets one client open 50) looking up recipients as fast
+    as they can: every RCPT is answered 250, and Postfix holds at most a third of
+    PostgreSQL's connections, so Dovecot's logins and vmm's commands still get theirs."""
+    limit = int(_superuser_sql(mailboxes, "SHOW max_connections"))
+    port, until = mailboxes.port(25), time.monotonic() + 6
+    answers: list[int] = []
+
+    def client() -> None:
+        with smtplib.SMTP("127.0.0.1", port, timeout=60) as session:
+            session.ehlo("burst.example")
+            while time.monotonic() < until:
+                session.mail("burst@sender.example")
+                answers.extend(session.rcpt(address)[0] for address in RECIPIENTS)
+                session.rset()
+
+    with ThreadPoolExecutor(45) as pool:
+        sessions = [pool.submit(client) for _ in range(45)]
+        peak = 0
+        while not all(session.done() for session in sessions):
+            peak = max(peak, int(_superuser_sql(
+                mailboxes, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'postfix'")))
+        for session in sessions:
+            session.result()
+    assert answers and set(answers) == {250}, collections.Counter(answers)
+    assert peak <= limit // 3, f"Postfix held {peak} of {limit} connections"
 
 
 def test_dovecot_outage_queues_then_delivers(mailboxes: Stack) -> None:
