@@ -1,6 +1,7 @@
-"""Nothing lost: mail keeps flowing or waits through outages of each service, restarts,
-a SIGKILL with a full queue, and `docker compose down` + `up`. Every message is
-counted (tests/e2e/faults.py); the report is printed at the end of the run."""
+"""Nothing lost: mail keeps flowing or waits through outages of each service, a burst
+of sessions, restarts, a SIGKILL with a full queue, and `docker compose down` + `up`.
+Every message is counted (tests/e2e/faults.py); the report is printed at the end of
+the run."""
 
 from __future__ import annotations
 
