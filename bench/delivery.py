@@ -123,15 +123,19 @@ def reference(master_cf: Path, accounts: int, runs: int = 3, stage: list[str] | 
     stack's LMTP transport and milter); with ``domain_dir`` the arrivals are counted in the
     stack's Maildirs, where the stack's Dovecot writes them."""
     vmailbox = "".join(f"u{n}@bench.example bench.example/u{n}/Maildir/\n" for n in range(accounts))
-    main_cf = "\n".join([
+    lines = [
         "compatibility_level = 3.10", "myhostname = reference.bench.example", "mydestination =",
         "local_recipient_maps =", "alias_maps =", "inet_protocols = ipv4",
         "maillog_file = /dev/stdout", "smtpd_peername_lookup = no",
         "virtual_mailbox_domains = bench.example", "virtual_mailbox_maps = hash:/etc/postfix/vmailbox",
         "virtual_mailbox_base = /srv/ref", "virtual_uid_maps = static:70000",
         "virtual_gid_maps = static:70000", "virtual_minimum_uid = 70000",
-        "virtual_transport = virtual", *(stage or []), "",
-    ])
+        "virtual_transport = virtual", *(stage or []),
+    ]
+    # A stage's setting replaces the reference's own: a duplicate in main.cf would make
+    # every Postfix process of the run log "overriding earlier entry".
+    settings = {name.strip(): value.strip() for name, _, value in (line.partition("=") for line in lines)}
+    main_cf = "".join(f"{name} = {value}\n" for name, value in settings.items())
     script = (
         "set -e; cat >/etc/postfix/main.cf <<'EOF'\n" + main_cf + "EOF\n"
         "cat >/etc/postfix/vmailbox <<'EOF'\n" + vmailbox + "EOF\n"

@@ -117,6 +117,15 @@ class Stack:
         )
         return result.stdout, result.stderr, result.returncode
 
+    def psql_as(self, role: str, sql: str) -> tuple[str, str, int]:
+        """SQL as one of the stack's roles, with its generated password, over TCP as the
+        daemons connect: (stdout, stderr, exit code)."""
+        return self.exec(
+            "postgres", "sh", "-c",
+            f'PGPASSWORD="$(cat /run/vmm-secrets/{role}/password)" '
+            f'psql -h 127.0.0.1 -U {role} -d mailsys -v ON_ERROR_STOP=1 -Atc "$0"', sql,
+        )
+
     def smtp(self, container_port: int = 25) -> smtplib.SMTP:
         client = smtplib.SMTP("127.0.0.1", self.port(container_port), timeout=30)
         client.ehlo("client.example")

@@ -145,6 +145,7 @@ def test_a_scan_logs_no_error_about_redis_which_the_stack_does_not_run(mail: Sta
     assert "rspamd_task_write_log" in log
     assert [line for line in log.splitlines() if "redis" in line.lower()] == []
 
+
 def _rsa_key(directory: Path) -> tuple[bytes, str]:
     """A private key (PEM) and its public key (base64 DER) for a sending domain."""
     private = directory / "sender.key"

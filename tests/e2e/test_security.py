@@ -263,14 +263,6 @@ def test_the_docker_network_is_not_trusted(accounts: Stack) -> None:
 # Least privilege ------------------------------------------------------------------------
 
 
-def _psql_as(stack: Stack, role: str, sql: str) -> tuple[str, str, int]:
-    return stack.exec(
-        "postgres", "sh", "-c",
-        f'PGPASSWORD="$(cat /run/vmm-secrets/{role}/password)" '
-        f'psql -h 127.0.0.1 -U {role} -d mailsys -v ON_ERROR_STOP=1 -Atc "$0"', sql,
-    )
-
-
 @pytest.mark.parametrize("role", ["postfix", "dovecot"])
 @pytest.mark.parametrize(
     "sql",
@@ -279,16 +271,16 @@ def _psql_as(stack: Stack, role: str, sql: str) -> tuple[str, str, int]:
      "CREATE TABLE evil (id int)", "SELECT * FROM pg_catalog.pg_authid"],
 )
 def test_daemon_roles_cannot_read_tables_or_write(accounts: Stack, role: str, sql: str) -> None:
-    _, stderr, code = _psql_as(accounts, role, sql)
+    _, stderr, code = accounts.psql_as(role, sql)
     assert code != 0 and "permission denied" in stderr, stderr
 
 
 def test_daemon_roles_can_call_their_lookups(accounts: Stack) -> None:
     lookup = "SELECT * FROM postfix_virtual_mailbox_domain('secure.example')"
-    out, _, code = _psql_as(accounts, "postfix", lookup)
+    out, _, code = accounts.psql_as("postfix", lookup)
     assert code == 0 and out.strip() == "OK"
     foreign = "SELECT * FROM dovecot_user('alice', 'secure.example')"
-    _, stderr, code = _psql_as(accounts, "postfix", foreign)
+    _, stderr, code = accounts.psql_as("postfix", foreign)
     assert code != 0 and "permission denied" in stderr
 
 
