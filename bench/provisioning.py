@@ -78,7 +78,7 @@ def bulk(count: int) -> dict[str, float]:
 def singles(count: int) -> float:
     """Seconds per `useradd` process (hash included), run back to back in one container:
     what a shell loop of useradds costs without `docker compose run` each time."""
-    script = "".join(f"echo pw{n}-secret | vmm useradd single{n}@{DOMAIN} --password-stdin >/dev/null\n"
+    script = "".join(f"echo bench-pw{n}-secret | vmm useradd single{n}@{DOMAIN} --password-stdin >/dev/null\n"
                      for n in range(count))
     started = time.monotonic()
     subprocess.run(["docker", "compose", "run", "--rm", "-T", "--entrypoint", "sh", "vmm", "-e"],
@@ -92,7 +92,8 @@ def singles(count: int) -> float:
 
 def hashing(count: int) -> dict[str, float]:
     """Import ``count`` accounts with plain passwords: hashes per second on every core."""
-    phases = _import("address,password\n" + "".join(f"h{n}@{DOMAIN},pw{n}-secret\n" for n in range(count)))
+    rows = "".join(f"h{n}@{DOMAIN},bench-pw{n}-secret\n" for n in range(count))
+    phases = _import("address,password\n" + rows)
     return {"per_second": phases["hashed"] / phases["hash_s"], "workers": phases["workers"]}
 
 

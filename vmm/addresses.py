@@ -16,8 +16,11 @@ MAX_DOMAIN = 253
 MAX_ADDRESS = 254
 
 # The dot-atom of RFC 5322 3.2.3 minus characters that have a meaning to Postfix or
-# Dovecot lookups (% is vmm's placeholder, / would escape a Maildir path).
-_LOCAL_PART = re.compile(r"^[a-z0-9!#$&'*+=?^_`{|}~-]+(\.[a-z0-9!#$&'*+=?^_`{|}~-]+)*$")
+# Dovecot lookups (% is vmm's placeholder, / would escape a Maildir path). Dovecot's
+# auth_username_chars is rendered from the same set (render.py).
+LOCAL_PART_SYMBOLS = "!#$&'*+=?^_`{|}~-"
+_ATOM = f"[a-z0-9{re.escape(LOCAL_PART_SYMBOLS)}]+"
+_LOCAL_PART = re.compile(rf"^{_ATOM}(\.{_ATOM})*$")
 _LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 
 

@@ -13,9 +13,10 @@ import io
 import json
 import os
 import shutil
+import stat
 import tarfile
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -138,13 +139,46 @@ def _unpack(source: IO[bytes], staging: dict[str, Path]) -> Staged:
             elif (prefix := member.name.partition("/")[0]) in staging:
                 member.name = member.name.partition("/")[2]
                 if member.name:
-                    # "fully_trusted": owners and modes as saved; our own archive.
-                    archive.extract(member, staging[prefix], numeric_owner=True, filter="fully_trusted")
+                    archive.extract(member, staging[prefix], numeric_owner=True, filter=_within_tree(prefix))
             else:
                 raise InvalidValue(f"not a vmm backup: unexpected member {member.name!r}")
     if not complete or manifest is None or set(dumps) != set(manifest.tables):
         raise InvalidValue("the backup is incomplete (cut short?) or not a vmm backup")
     return Staged(manifest, dumps, staging)
+
+
+def _within_tree(prefix: str) -> Callable[[tarfile.TarInfo, str], tarfile.TarInfo]:
+    """The extraction filter for one tree. The archive is read as root, so it may have
+    been crafted: no absolute names, nothing that lands outside the tree (through ".."
+    or a link extracted before), no link that points outside it, no devices or pipes,
+    no set-uid or set-gid files. Owners and modes stay as saved, which the Maildirs
+    need and tarfile's own "tar" and "data" filters would change."""
+
+    def check(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo:
+        root = os.path.realpath(dest)
+
+        def inside(path: str) -> bool:
+            return os.path.commonpath([root, os.path.realpath(os.path.join(root, path))]) == root
+
+        if os.path.isabs(member.name) or not inside(member.name):
+            raise InvalidValue(f"the backup writes outside its {prefix} tree: {member.name!r}")
+        if not (member.isfile() or member.isdir() or member.issym() or member.islnk()):
+            raise InvalidValue(f"the backup holds a device or pipe: {member.name!r}")
+        if member.mode & (stat.S_ISUID | stat.S_ISGID):
+            raise InvalidValue(f"the backup holds a set-uid or set-gid file: {member.name!r}")
+        if member.islnk():
+            # A hard link names its target by the archive path, prefix included.
+            target_prefix, _, target = member.linkname.partition("/")
+            if target_prefix != prefix:
+                raise InvalidValue(f"the backup links out of its {prefix} tree: {member.name!r}")
+            member = member.replace(linkname=target, deep=False)
+        if member.issym() or member.islnk():
+            base = os.path.dirname(member.name) if member.issym() else ""
+            if os.path.isabs(member.linkname) or not inside(os.path.join(base, member.linkname)):
+                raise InvalidValue(f"the backup links out of its {prefix} tree: {member.name!r}")
+        return member
+
+    return check
 
 
 def load(conn: Connection, staged: Staged) -> None:

@@ -3,11 +3,41 @@ and secret files. vmm.cfg's options live in the database instead (settings.py)."
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from vmm.errors import DatabaseError, InvalidValue
+
+
+@dataclass(frozen=True)
+class SmtpLimits:
+    """What one client address may do on Postfix's ports, counted by its anvil(8) per
+    minute; the README's security section lists these defaults and their variables."""
+
+    connections: int = 10  # at once (Postfix: 50)
+    connection_rate: int = 60
+    message_rate: int = 60
+    recipient_rate: int = 300
+    auth_rate: int = 10  # AUTH commands: password guessing on 465/587
+    message_size: int = 10_240_000  # Postfix's own default, stated once here
+
+    @classmethod
+    def from_env(cls) -> SmtpLimits:
+        defaults = cls()
+        return cls(**{
+            name: _positive(f"VMM_SMTP_{name.upper()}", os.environ.get(f"VMM_SMTP_{name.upper()}"), value)
+            for name, value in defaults.__dict__.items()
+        })
+
+
+# postscreen's DNS blocklists (VMM_DNSBL): "site=filter*weight", listed once the weights
+# reach 3; dnswl.org's allow list weighs against them.
+# Spamhaus answers 127.255.255.x to queries it refuses (public resolvers): not a listing.
+DEFAULT_DNSBL = (
+    "zen.spamhaus.org=127.0.0.[2..11]*3 bl.spamcop.net=127.0.0.2*2 list.dnswl.org=127.0.[0..255].[1..3]*-2"
+)
 
 
 @dataclass(frozen=True)
@@ -36,6 +66,14 @@ class Runtime:
     # What Postfix does with mail while the filter is unreachable: "defer" (4xx, the
     # sender retries) or "pass" (accepted unscanned and unsigned).
     filter_failure: str
+    smtp_limits: SmtpLimits
+    # Client networks none of the SMTP limits and postscreen's tests apply to (a webmail,
+    # a monitoring probe); the container's own loopback always is.
+    throttle_exempt: tuple[str, ...]
+    dnsbl_sites: str
+    # Port 25 refuses mail whose envelope sender is a hosted address unless the client
+    # logged in (only 465/587 offer that): nobody outside may pose as a local user.
+    local_senders_need_auth: bool
 
     @classmethod
     def from_env(cls) -> Runtime:
@@ -57,12 +95,17 @@ class Runtime:
             tls_dir=Path(env.get("VMM_TLS_DIR", "/etc/vmm/tls")),
             dkim_dir=Path(env.get("VMM_DKIM_DIR", "/var/lib/vmm/dkim")),
             # Also renders Dovecot's auth_allow_weak_schemes: one switch for both.
-            allow_weak_schemes=env.get("VMM_ALLOW_WEAK_SCHEMES", "no").lower() in ("yes", "true", "1", "on"),
+            allow_weak_schemes=_flag(env.get("VMM_ALLOW_WEAK_SCHEMES", "no")),
             filter_host=env.get("VMM_FILTER_HOST", "rspamd"),
             dns_servers=tuple(env.get("VMM_DNS_RESOLVER", "").replace(",", " ").split()),
             milter_port=int(env.get("VMM_MILTER_PORT", "11332")),
             filter_failure=_one_of("VMM_FILTER_FAILURE", env.get("VMM_FILTER_FAILURE") or "defer",
                                    ("defer", "pass")),
+            smtp_limits=SmtpLimits.from_env(),
+            throttle_exempt=tuple(_network(text) for text in env.get("VMM_THROTTLE_EXEMPT", "")
+                                  .replace(",", " ").split()),
+            dnsbl_sites=_dnsbl(env.get("VMM_DNSBL") or DEFAULT_DNSBL),
+            local_senders_need_auth=_flag(env.get("VMM_LOCAL_SENDERS_NEED_AUTH", "yes")),
         )
 
     def db_password(self, role: str) -> str:
@@ -80,6 +123,34 @@ class Runtime:
     @property
     def tls_key(self) -> Path:
         return self.tls_dir / "key.pem"
+
+
+def _dnsbl(text: str) -> str:
+    """VMM_DNSBL: postscreen's sites, or "none" for no DNS blocklist."""
+    return "" if text.strip().lower() == "none" else " ".join(text.split())
+
+
+def _flag(text: str) -> bool:
+    return text.strip().lower() in ("yes", "true", "1", "on")
+
+
+def _positive(name: str, text: str | None, default: int) -> int:
+    if not text:
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise InvalidValue(f"{name} must be a positive whole number, not {text!r}")
+    return value
+
+
+def _network(text: str) -> str:
+    try:
+        return str(ipaddress.ip_network(text, strict=False))
+    except ValueError:
+        raise InvalidValue(f"VMM_THROTTLE_EXEMPT: not an address or network: {text!r}") from None
 
 
 def _one_of(name: str, value: str, choices: tuple[str, ...]) -> str:

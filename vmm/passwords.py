@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from passlib.hash import argon2, bcrypt, sha256_crypt, sha512_crypt
 
-from vmm.errors import InvalidValue
+from vmm.errors import InvalidValue, PasswordError
 
 # passlib 1.7.4 logs a harmless traceback while probing bcrypt >= 4's version.
 logging.getLogger("passlib").setLevel(logging.ERROR)
@@ -58,15 +58,20 @@ _DIGESTS = {"SHA512": "sha512", "SHA256": "sha256", "SHA1": "sha1"}
 _SALTED_DIGESTS = {"SSHA512": "sha512", "SSHA256": "sha256", "SSHA": "sha1"}
 
 
+# bcrypt's cost is a power of two: below 10 (about 50 ms a check here) a stolen hash
+# is guessed too cheaply offline; 31 is bcrypt's maximum.
+MIN_BLOWFISH_COST = 10
+
+
 @dataclass(frozen=True)
 class Rounds:
-    blowfish: int = 10
+    blowfish: int = MIN_BLOWFISH_COST
     sha256: int = 5000
     sha512: int = 5000
 
     def __post_init__(self) -> None:
-        if not 4 <= self.blowfish <= 31:
-            raise InvalidValue("misc.crypt_blowfish_rounds must be in 4-31")
+        if not MIN_BLOWFISH_COST <= self.blowfish <= 31:
+            raise InvalidValue(f"misc.crypt_blowfish_rounds must be in {MIN_BLOWFISH_COST}-31")
         for rounds in (self.sha256, self.sha512):
             if not 1000 <= rounds <= 999_999_999:
                 raise InvalidValue("misc.crypt_sha*_rounds must be in 1000-999999999")
@@ -125,8 +130,46 @@ def _encode(raw: bytes, encoding: str) -> str:
     return raw.hex() if encoding == ".HEX" else base64.b64encode(raw).decode("ascii")
 
 
+def writable_scheme(spec: str, allow_weak: bool) -> str:
+    """``spec`` if vmm may hash new passwords with it: a known scheme, and a weak one
+    only where the postmaster allowed weak schemes (VMM_ALLOW_WEAK_SCHEMES)."""
+    name, _ = split_scheme(spec)
+    if _WRITABLE[name].weak and not allow_weak:
+        raise InvalidValue(f"{name} is a weak scheme ({_WRITABLE[name].note}); "
+                           "it needs VMM_ALLOW_WEAK_SCHEMES=yes")
+    return spec
+
+
+@dataclass(frozen=True)
+class Policy:
+    """What new password material must meet: the installation's scheme and costs, a
+    minimum length for passwords people choose, weak schemes only where allowed."""
+
+    scheme: str
+    rounds: Rounds
+    min_length: int
+    allow_weak: bool
+
+    def hash_new(self, password: str, scheme: str | None = None) -> str:
+        """The hash of a password someone chose, in ``scheme`` or the installation's."""
+        spec = writable_scheme(scheme or self.scheme, self.allow_weak)
+        self.check_length(password)
+        return hash_password(password, spec, self.rounds)
+
+    def check_length(self, password: str) -> None:
+        if len(password) < self.min_length:
+            raise PasswordError(f"the password is shorter than {self.min_length} characters "
+                                "(account.min_password_length)")
+
+    def ready_hash(self, value: str) -> tuple[str, bool]:
+        """A ready ``{SCHEME}hash`` to store as it is, and whether it is weak (then only
+        where allowed)."""
+        return check_ready_hash(value, self.allow_weak)
+
+
 def check_ready_hash(value: str, allow_weak: bool) -> tuple[str, bool]:
-    """Validate an imported ``{SCHEME}hash``; returns it and whether it is weak."""
+    """Validate an imported ``{SCHEME}hash``; returns it and whether it is weak. Weak
+    material (readable, unsalted or cheap to guess) only with ``allow_weak``."""
     if not value.startswith("{") or "}" not in value:
         raise InvalidValue("a ready hash must start with {SCHEME}, as `doveadm pw` prints it")
     spec, _, digest = value[1:].partition("}")
@@ -142,6 +185,9 @@ def check_ready_hash(value: str, allow_weak: bool) -> tuple[str, bool]:
     if name not in _WRITABLE and name not in IMPORT_ONLY:
         raise InvalidValue(f"unknown password scheme {name!r}")
     weak = IMPORT_ONLY[name] if name in IMPORT_ONLY else _WRITABLE[name].weak
+    if weak and not allow_weak:
+        raise InvalidValue(f"{name} is weak (readable, unsalted or cheap to guess); "
+                           "importing it needs VMM_ALLOW_WEAK_SCHEMES=yes")
     return "{" + spec.upper() + "}" + digest, weak
 
 

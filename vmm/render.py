@@ -14,7 +14,8 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from vmm.config import Runtime
+from vmm.addresses import LOCAL_PART_SYMBOLS
+from vmm.config import Runtime, SmtpLimits
 
 TEMPLATE_ROOT = Path(os.environ.get("VMM_TEMPLATE_DIR", "/usr/share/vmm/templates"))
 
@@ -42,6 +43,11 @@ class PostfixContext:
     filter_host: str
     milter_port: int
     milter_default_action: str
+    limits: SmtpLimits
+    throttle_exempt: tuple[str, ...]
+    dnsbl_sites: str
+    local_senders_need_auth: bool
+    queue_minfree: int
 
 
 @dataclass(frozen=True)
@@ -58,6 +64,11 @@ class DovecotContext:
     tls_key: str
     allow_weak_schemes: bool
     submission_host: str
+    # Dovecot refuses a login name with any other character before a lookup: those of
+    # an address vmm accepts (IDNA domains are ASCII), whatever the case.
+    username_chars: str = (
+        "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.@" + LOCAL_PART_SYMBOLS
+    )
     first_valid_uid: int = 70000
     first_valid_gid: int = 70000
 
@@ -94,7 +105,13 @@ def context_for(service: str, runtime: Runtime) -> Context:
         return PostfixContext(
             dovecot_host=runtime.dovecot_host, filter_host=runtime.filter_host,
             milter_port=runtime.milter_port,
-            milter_default_action=MILTER_ACTIONS[runtime.filter_failure], **common,  # type: ignore[arg-type]
+            milter_default_action=MILTER_ACTIONS[runtime.filter_failure], limits=runtime.smtp_limits,
+            throttle_exempt=runtime.throttle_exempt, dnsbl_sites=runtime.dnsbl_sites,
+            local_senders_need_auth=runtime.local_senders_need_auth,
+            # Below this much free space in the queue (which shares its disk with
+            # PostgreSQL) Postfix answers 452 and the sender retries; Postfix asks for at
+            # least 1.5 times the message size limit.
+            queue_minfree=3 * runtime.smtp_limits.message_size, **common,  # type: ignore[arg-type]
         )
     if service == "dovecot":
         return DovecotContext(

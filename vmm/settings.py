@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from vmm.config import Runtime
 from vmm.db import Connection
 from vmm.errors import InvalidValue, NotFound
 from vmm.limits import parse_storage, parse_text, parse_transport
-from vmm.passwords import split_scheme
+from vmm.passwords import MIN_BLOWFISH_COST, Policy, Rounds, writable_scheme
 
 _TRUE = {"1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}
@@ -36,6 +37,21 @@ def _parse_str(text: str) -> str:
     return parse_text(text, "setting")
 
 
+def _password_scheme(text: str) -> str:
+    return writable_scheme(text.strip(), Runtime.from_env().allow_weak_schemes)
+
+
+def _blowfish_cost(text: str) -> int:
+    return Rounds(blowfish=parse_int(text)).blowfish
+
+
+def _min_password_length(text: str) -> int:
+    length = parse_int(text)
+    if length < 8:
+        raise InvalidValue("account.min_password_length must be at least 8")
+    return length
+
+
 def _only(allowed: str) -> Callable[[str], str]:
     """An option kept for vmm(1) compatibility whose value the stack fixes."""
 
@@ -59,6 +75,8 @@ _OPTIONS = [
     Option("account.delete_directory", "false", parse_bool, "delete the home directory with the account"),
     Option("account.directory_mode", "448", parse_int, "mode of an account's directories (decimal)"),
     Option("account.disk_usage", "false", parse_bool, "always show the disk usage in userinfo"),
+    Option("account.min_password_length", "12", _min_password_length,
+           "shortest password a person may choose (>= 8)"),
     Option("account.password_length", "16", parse_int, "length of generated passwords (>= 8)"),
     Option("account.random_password", "false", parse_bool, "generate a password when none is given"),
     Option("domain.auto_postmaster", "true", parse_bool, "create postmaster@ with each new domain"),
@@ -77,10 +95,12 @@ _OPTIONS = [
     Option("mailbox.root", "Maildir", _only("Maildir"), "mailbox root in the home directory"),
     Option("mailbox.subscribe", "true", parse_bool, "subscribe the created folders"),
     Option("misc.base_directory", "/srv/mail", _parse_str, "where domain directories are created"),
-    Option("misc.crypt_blowfish_rounds", "10", parse_int, "cost of BLF-CRYPT (4-31)"),
+    Option("misc.crypt_blowfish_rounds", str(MIN_BLOWFISH_COST), _blowfish_cost,
+           f"cost of BLF-CRYPT ({MIN_BLOWFISH_COST}-31)"),
     Option("misc.crypt_sha256_rounds", "5000", parse_int, "rounds of SHA256-CRYPT"),
     Option("misc.crypt_sha512_rounds", "5000", parse_int, "rounds of SHA512-CRYPT"),
-    Option("misc.password_scheme", "BLF-CRYPT", split_scheme, "scheme of new password hashes (vmm lp)"),
+    Option("misc.password_scheme", "BLF-CRYPT", _password_scheme,
+           "scheme of new password hashes (vmm lp); weak ones need VMM_ALLOW_WEAK_SCHEMES"),
 ]
 OPTIONS: dict[str, Option] = {option.name: option for option in _OPTIONS}
 
@@ -111,6 +131,18 @@ class Settings:
 
     def number(self, name: str) -> int:
         return parse_int(self.get(name))
+
+    def password_policy(self, allow_weak: bool) -> Policy:
+        return Policy(
+            scheme=self.get("misc.password_scheme"),
+            rounds=Rounds(
+                blowfish=self.number("misc.crypt_blowfish_rounds"),
+                sha256=self.number("misc.crypt_sha256_rounds"),
+                sha512=self.number("misc.crypt_sha512_rounds"),
+            ),
+            min_length=self.number("account.min_password_length"),
+            allow_weak=allow_weak,
+        )
 
     def items(self) -> list[tuple[str, str]]:
         return sorted(self._values.items())

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # First start: initialise the cluster, generate one password per role into the secrets
-# volume, create roles and database. Every start: render configs, exec postgres.
+# volume, create roles and database; the TLS key pair once. Every start: render configs,
+# exec postgres.
 set -euo pipefail
 
 # One directory per role: each service mounts only its own (compose volume subpath).
@@ -33,6 +34,12 @@ if [ ! -s "$PGDATA/PG_VERSION" ]; then
         echo "GRANT USAGE ON SCHEMA public TO postfix, dovecot;"
     } | runuser -u postgres -- psql -q -v ON_ERROR_STOP=1 -d postgres
     runuser -u postgres -- pg_ctl -D "$PGDATA" -w stop >/dev/null
+fi
+
+# The cluster's TLS key pair, made once per installation (an older one gets it now).
+if [ ! -s "$PGDATA/server.key" ]; then
+    (umask 077; runuser -u postgres -- openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 \
+        -nodes -days 3650 -subj /CN=postgres -keyout "$PGDATA/server.key" -out "$PGDATA/server.crt" 2>/dev/null)
 fi
 
 vmm-render postgres /etc/vmm-postgres postgres

@@ -167,6 +167,25 @@ class Stack:
         """The address mail from this host arrives from: the stack network's gateway."""
         return f"{self.net}.1"
 
+    def client_address(self, host: int) -> str:
+        """A fixed address on the stack's network above the .0/26 that Docker's own
+        containers take (dns.yaml), so not exempt from the SMTP limits."""
+        assert 64 <= host < 254 and host != 53
+        return f"{self.net}.{host}"
+
+    def client(self, host: int, script: str, timeout: float = 120) -> str:
+        """Run a Python ``script`` in a container of its own at ``client_address(host)``
+        on the stack's network, as a client on the internet would connect: the stack
+        sees that address, not this host's gateway. Returns what it printed."""
+        result = subprocess.run(
+            ["docker", "run", "--rm", "--name", f"{self.project}-client-{host}",
+             "--network", f"{self.project}_default", "--ip", self.client_address(host),
+             "--entrypoint", "python3", "vmm-base", "-c", script],
+            capture_output=True, text=True, timeout=timeout, check=False,
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout
+
     def dns_address(self) -> str:
         """The stack's DNS container (tests/e2e/dns.yaml), reachable from this host."""
         return f"{self.net}.53"
@@ -181,6 +200,15 @@ class Stack:
             refused = client.sendmail(sender, recipients, message)
         assert refused == {}, refused
 
+    def submit(self, login: str, password: str, recipients: list[str], message: bytes) -> None:
+        """Send as a logged-in user on 587 (after STARTTLS), from the login's address."""
+        with self.smtp(587) as client:
+            client.starttls(context=tls_context())
+            client.ehlo("client.example")
+            client.login(login, password)
+            refused = client.sendmail(login, recipients, message)
+        assert refused == {}, refused
+
     def rcpt(self, recipient: str, size: int | None = None) -> tuple[int, bytes]:
         """The server's answer to RCPT TO (after MAIL FROM, with SIZE= when given)."""
         with self.smtp() as client:
@@ -188,25 +216,26 @@ class Stack:
             return client.rcpt(recipient)
 
 
-def message(to: str, body: str = "hello", size: int = 0) -> bytes:
-    """A small RFC 5322 message, padded to about ``size`` bytes."""
+def message(to: str, body: str = "hello", size: int = 0, sender: str = "sender@sender.example") -> bytes:
+    """A small RFC 5322 message from ``sender``, padded to about ``size`` bytes."""
     marker = uuid.uuid4().hex
     padding = "".join(f"{'x' * 76}\r\n" for _ in range(size // 78))
     return (
-        f"From: <sender@sender.example>\r\nTo: <{to}>\r\nSubject: {marker}\r\n"
+        f"From: <{sender}>\r\nTo: <{to}>\r\nSubject: {marker}\r\n"
         f"Message-ID: <{marker}@sender.example>\r\n\r\n{body}\r\n{padding}"
     ).encode()
 
 
-def mail_log(stack: Stack) -> str:
-    stdout, _ = stack.compose.get_logs("postfix")
+def mail_log(stack: Stack, service: str = "postfix") -> str:
+    stdout, _ = stack.compose.get_logs(service)
     return str(stdout)
 
 
-def wait_for_log(stack: Stack, text: str, timeout: float = 30) -> str:
+def wait_for_log(stack: Stack, text: str, timeout: float = 30, service: str = "postfix") -> str:
+    """The log of ``service`` (Postfix's by default) once it holds ``text``."""
     deadline = time.monotonic() + timeout
-    while text not in (log := mail_log(stack)):
-        assert time.monotonic() < deadline, f"{text!r} not in the mail log"
+    while text not in (log := mail_log(stack, service)):
+        assert time.monotonic() < deadline, f"{text!r} not in the {service} log"
         time.sleep(0.3)
     return log
 

@@ -18,8 +18,8 @@ from tests.e2e.conftest import ROOT, Stack, compose_stack, message, tls_context,
 
 pytestmark = pytest.mark.e2e
 
-USERS = {"alice@example.test": "Alice-pw-1", "bob@example.test": "Bob-pw-2",
-         "carol@example.test": "Carol-pw-3"}
+USERS = {"alice@example.test": "Alice-password-1", "bob@example.test": "Bob-password-2",
+         "carol@example.test": "Carol-password-3"}
 # folder -> [(uid, flags, bytes)]
 Mailbox = dict[str, list[tuple[int, str, bytes]]]
 

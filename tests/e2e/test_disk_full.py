@@ -16,7 +16,7 @@ RECIPIENTS = ["full@disk.example", "also@disk.example"]
 def test_full_disk_defers_and_resumes(stack: Stack) -> None:
     stack.add_domain("disk.example")
     for address in RECIPIENTS:
-        stack.add_account(address, "disk-pw")
+        stack.add_account(address, "disk-full-pw")
     filler = "/srv/mail/filler"
     # Fill the volume to the last block (dd stops with "No space left on device").
     stack.exec("dovecot", "dd", "if=/dev/zero", f"of={filler}", "bs=64k")

@@ -18,7 +18,7 @@ import dkim
 import dns.resolver
 import pytest
 
-from tests.e2e.conftest import ROOT, Stack, tls_context, wait_until_delivered
+from tests.e2e.conftest import ROOT, Stack, wait_until_delivered
 from vmm.dnsrecords import Record
 
 pytestmark = pytest.mark.e2e
@@ -42,13 +42,6 @@ def note(sender: str, to: str, body: str = "Hello.") -> bytes:
         f"From: <{sender}>\r\nTo: <{to}>\r\nSubject: {marker}\r\nDate: Wed, 25 Nov 2026 20:00:00 +0000\r\n"
         f"Message-ID: <{marker}@{sender.partition('@')[2]}>\r\n\r\n{body}\r\n"
     ).encode()
-
-
-def submit(stack: Stack, user: str, to: str, message: bytes) -> None:
-    with smtplib.SMTP("127.0.0.1", stack.port(587), timeout=30) as client:
-        client.starttls(context=tls_context())
-        client.login(user, PASSWORD)
-        assert client.sendmail(user, [to], message) == {}
 
 
 def stack_dns(stack: Stack) -> dns.resolver.Resolver:
@@ -94,7 +87,7 @@ def signature(raw: bytes) -> dict[str, str]:
 
 def test_mail_submitted_on_587_is_signed_with_the_published_key(mail: Stack) -> None:
     sent = note("alice@example.test", "bob@example.test")
-    submit(mail, "alice@example.test", "bob@example.test", sent)
+    mail.submit("alice@example.test", PASSWORD, ["bob@example.test"], sent)
     received = delivered(mail, "bob@example.test", sent)
     tags = signature(received)
     info = json.loads(mail.vmm_ok("dkiminfo", "example.test", "--json"))
@@ -117,11 +110,17 @@ def test_the_printed_records_are_what_the_dns_serves(mail: Stack) -> None:
     assert srv == "0 1 465 mail.example.test."
 
 
-def test_unsigned_mail_from_outside_is_not_signed_by_the_stack(mail: Stack) -> None:
+def test_mail_from_outside_claiming_a_local_sender_is_neither_taken_nor_signed(mail: Stack) -> None:
     # Signing is for authenticated users only: a message arriving on port 25 that claims
-    # to be from the local domain must not leave with the domain's signature.
+    # to be from the local domain is refused before it could leave with its signature.
     sent = note("alice@example.test", "bob@example.test")
-    mail.send("alice@example.test", ["bob@example.test"], sent)
+    with mail.smtp() as client, pytest.raises(smtplib.SMTPRecipientsRefused) as refused:
+        client.sendmail("alice@example.test", ["bob@example.test"], sent)
+    [(code, reply)] = refused.value.recipients.values()
+    assert code == 554 and b"log in on port 465 or 587" in reply
+    # With the header alone forged, it is taken but not signed.
+    sent = note("alice@example.test", "bob@example.test")
+    mail.send("eve@sender.test", ["bob@example.test"], sent)
     assert header(delivered(mail, "bob@example.test", sent), "DKIM-Signature") is None
 
 
@@ -172,11 +171,34 @@ def test_incoming_mail_carries_spf_dkim_and_dmarc_results(mail: Stack, tmp_path:
     for verdict in ("dkim=pass", "spf=pass", "dmarc=pass"):
         assert verdict in results, results
 
+
+
+def test_the_senders_dmarc_policy_acts_on_mail_that_fails_it(mail: Stack) -> None:
+    mail.publish("\n".join(record.zone_line() for record in [
+        Record("forged.test.", "TXT", "v=spf1 ip4:192.0.2.1 -all"),
+        Record("_dmarc.forged.test.", "TXT", "v=DMARC1; p=reject"),
+        Record("careful.test.", "TXT", "v=spf1 ip4:192.0.2.1 -all"),
+        Record("_dmarc.careful.test.", "TXT", "v=DMARC1; p=quarantine"),
+        Record("relaxed.test.", "TXT", "v=spf1 ip4:192.0.2.1 -all"),
+        Record("_dmarc.relaxed.test.", "TXT", "v=DMARC1; p=none"),
+    ]) + "\n")
+    # p=reject: refused at SMTP time; the sending server tells its sender.
     forged = note("ceo@forged.test", "bob@example.test")
-    mail.send("ceo@forged.test", ["bob@example.test"], forged)
-    results = str(header(delivered(mail, "bob@example.test", forged), "Authentication-Results"))
-    for verdict in ("spf=fail", "dmarc=fail"):
-        assert verdict in results, results
+    with mail.smtp() as client, pytest.raises(smtplib.SMTPDataError) as refused:
+        client.sendmail("ceo@forged.test", ["bob@example.test"], forged)
+    assert refused.value.smtp_code == 554
+    # p=quarantine: delivered, marked as spam.
+    quarantined = note("ceo@careful.test", "bob@example.test")
+    mail.send("ceo@careful.test", ["bob@example.test"], quarantined)
+    received = delivered(mail, "bob@example.test", quarantined)
+    assert "dmarc=fail" in str(header(received, "Authentication-Results"))
+    assert str(header(received, "X-Spam-Status")).startswith("Yes")
+    # p=none: delivered as it is, the failure recorded.
+    relaxed = note("ceo@relaxed.test", "bob@example.test")
+    mail.send("ceo@relaxed.test", ["bob@example.test"], relaxed)
+    received = delivered(mail, "bob@example.test", relaxed)
+    assert "dmarc=fail" in str(header(received, "Authentication-Results"))
+    assert str(header(received, "X-Spam-Status")).startswith("No")
 
 
 def test_a_rotated_key_signs_within_seconds_and_the_old_one_stays(mail: Stack) -> None:
@@ -191,7 +213,7 @@ def test_a_rotated_key_signs_within_seconds_and_the_old_one_stays(mail: Stack) -
     deadline = time.monotonic() + 40  # rspamd rereads selectors.map every 10 s
     while True:
         sent = note("alice@example.test", "bob@example.test")
-        submit(mail, "alice@example.test", "bob@example.test", sent)
+        mail.submit("alice@example.test", PASSWORD, ["bob@example.test"], sent)
         received = delivered(mail, "bob@example.test", sent)
         if signature(received)["s"] == new:
             break

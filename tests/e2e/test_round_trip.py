@@ -16,7 +16,7 @@ from tests.e2e.conftest import Stack, tls_context, wait_until_delivered
 @pytest.fixture(scope="module")
 def alice(stack: Stack) -> str:
     stack.vmm_ok("domainadd", "example.org", "--password-stdin", stdin="postmaster-pw\n")
-    stack.add_account("alice@example.org", "Alice's pw")
+    stack.add_account("alice@example.org", "Alice's password")
     return "alice@example.org"
 
 
@@ -41,7 +41,7 @@ def test_mail_sent_to_port_25_is_read_over_imap_byte_for_byte(stack: Stack, alic
     message = _message(alice)
     with stack.smtp() as client:
         assert client.sendmail("bob@sender.example", [alice], message) == {}
-    [stored] = wait_until_delivered(stack, alice, "Alice's pw")
+    [stored] = wait_until_delivered(stack, alice, "Alice's password")
     # The MTA prepends its trace headers and the filter appends its verdict to the
     # header; the sender's header lines and the body arrive unchanged.
     sent_header, _, sent_body = message.partition(b"\r\n\r\n")
@@ -56,13 +56,13 @@ def test_implicit_tls_imap_and_pop3_read_the_same_mailbox(stack: Stack, alice: s
     import imaplib
 
     client = imaplib.IMAP4_SSL("127.0.0.1", stack.port(993), ssl_context=tls_context())
-    assert client.login(alice, "Alice's pw")[0] == "OK"
+    assert client.login(alice, "Alice's password")[0] == "OK"
     assert client.select("INBOX", readonly=True)[0] == "OK"
     client.logout()
     pop = poplib.POP3("127.0.0.1", stack.port(110), timeout=30)
     pop.stls(context=tls_context())
     pop.user(alice)
-    assert pop.pass_("Alice's pw").startswith(b"+OK")
+    assert pop.pass_("Alice's password").startswith(b"+OK")
     count, _ = pop.stat()
     assert count >= 1
     pop.quit()
@@ -107,7 +107,7 @@ def test_submission_authenticates_against_dovecot(stack: Stack, alice: str) -> N
         client.ehlo("client.example")
         with pytest.raises(smtplib.SMTPAuthenticationError):
             client.login(alice, "wrong")
-        code, _ = client.login(alice, "Alice's pw")
+        code, _ = client.login(alice, "Alice's password")
         assert code == 235
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Stack, message, tls_context, wait_until_delivered
+from tests.e2e.conftest import Stack, message, tls_context, wait_for_log, wait_until_delivered
 
 # The TLS tests offer TLS 1.1 on purpose, to see the server refuse it.
 pytestmark = pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
@@ -197,7 +197,8 @@ def test_submission_reaches_the_recipient(accounts: Stack) -> None:
     with smtplib.SMTP_SSL("127.0.0.1", accounts.port(465), context=tls_context(), timeout=30) as client:
         client.ehlo("client.example")
         client.login("alice@secure.example", PW)
-        client.sendmail("alice@secure.example", ["bob@secure.example"], message("bob@secure.example"))
+        client.sendmail("alice@secure.example", ["bob@secure.example"],
+                        message("bob@secure.example", sender="alice@secure.example"))
     assert len(wait_until_delivered(accounts, "bob@secure.example", "B0b's-own-pw")) >= 1
 
 
@@ -425,3 +426,174 @@ def test_passwords_appear_in_no_log_and_no_json(accounts: Stack) -> None:
         assert secret not in logs
     info = accounts.vmm_ok("userinfo", "alice@secure.example", "--json")
     assert "{BLF-CRYPT}" not in info and PW not in info
+
+
+# Sender binding -----------------------------------------------------------------------
+
+
+def test_a_logged_in_user_cannot_send_with_the_null_sender(accounts: Stack) -> None:
+    code, reply = _submit_as(accounts, "alice@secure.example", PW, "")
+    assert code == 554 and b"not <>" in reply, reply
+
+
+def test_a_logged_in_user_cannot_put_a_colleagues_address_in_from(accounts: Stack) -> None:
+    forged = (b"From: Bob <bob@secure.example>\r\nTo: <bob@secure.example>\r\nSubject: pay this\r\n"
+              b"Message-ID: <forged@secure.example>\r\n\r\nPlease pay.\r\n")
+    with smtplib.SMTP_SSL("127.0.0.1", accounts.port(465), context=tls_context(), timeout=30) as client:
+        client.ehlo("client.example")
+        client.login("alice@secure.example", PW)
+        with pytest.raises(smtplib.SMTPDataError) as refused:
+            client.sendmail("alice@secure.example", ["bob@secure.example"], forged)
+    assert refused.value.smtp_code == 554
+    assert b"From header must be the sender address" in refused.value.smtp_error
+
+
+@pytest.mark.parametrize("sender", ["alice@secure.example", "Alice@SECURE.example", "nobody@secure.example"])
+def test_port_25_refuses_hosted_senders_without_a_login(accounts: Stack, sender: str) -> None:
+    with accounts.smtp() as client:
+        client.mail(sender)
+        code, reply = client.rcpt("bob@secure.example")
+    assert code == 554 and b"log in on port 465 or 587" in reply, reply
+
+
+def test_port_25_takes_mail_from_outside_senders(accounts: Stack) -> None:
+    with accounts.smtp() as client:
+        client.mail("friend@sender.example")
+        assert client.rcpt("bob@secure.example")[0] == 250
+
+
+def test_vrfy_tells_nothing_about_accounts(accounts: Stack) -> None:
+    with accounts.smtp() as client:
+        assert client.verify("alice@secure.example")[0] == 502
+        assert client.verify("nobody@secure.example")[0] == 502
+
+
+# Cipher suites where TLS is required ----------------------------------------------------
+
+
+def _suite_handshake(port: int, protocol: str | None, ciphers: str) -> bool:
+    """Whether a TLS 1.2 handshake offering only ``ciphers`` succeeds."""
+    context = _context(ssl.TLSVersion.TLSv1_2)
+    context.set_ciphers(f"{ciphers}:@SECLEVEL=0")
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        if protocol:
+            _starttls(sock, protocol)
+        try:
+            with context.wrap_socket(sock):
+                return True
+        except (ssl.SSLError, ConnectionError, OSError):
+            return False
+
+
+ANONYMOUS = "aNULL"
+CBC_SHA1 = "ECDHE-RSA-AES128-SHA:ECDHE-RSA-AES256-SHA:AES128-SHA:AES256-SHA"
+
+
+def test_this_client_offers_anonymous_suites_that_port_25_takes(accounts: Stack) -> None:
+    """Guard for the next test: opportunistic port 25 still takes any suite (RFC 7435),
+    so a refusal on submission is the server's."""
+    assert _suite_handshake(accounts.port(25), "smtp", ANONYMOUS)
+
+
+@pytest.mark.parametrize(("port", "protocol"), [(587, "smtp"), (465, None)])
+def test_submission_refuses_anonymous_and_cbc_sha1_suites(
+    accounts: Stack, port: int, protocol: str | None
+) -> None:
+    assert not _suite_handshake(accounts.port(port), protocol, ANONYMOUS)
+    assert not _suite_handshake(accounts.port(port), protocol, CBC_SHA1)
+    assert _suite_handshake(accounts.port(port), protocol, "ECDHE-RSA-AES256-GCM-SHA384")
+
+
+def _authenticate_plain(stack: Stack, name: str, password: str) -> bool:
+    """IMAP AUTHENTICATE PLAIN: the name travels base64-encoded, whatever it holds."""
+    client = imaplib.IMAP4("127.0.0.1", stack.port(143), timeout=30)
+    client.starttls(ssl_context=tls_context())
+    try:
+        client.authenticate("PLAIN", lambda _: f"\0{name}\0{password}".encode())
+        return True
+    except imaplib.IMAP4.error:
+        return False
+    finally:
+        client.shutdown()
+
+
+def test_login_names_with_characters_no_address_has_are_refused_before_a_lookup(accounts: Stack) -> None:
+    for name in ('alice"@secure.example', "alice%@secure.example", "ali ce@secure.example"):
+        assert not _authenticate_plain(accounts, name, PW)
+        wait_for_log(accounts, "Username character disallowed by auth_username_chars", service="dovecot")
+    # An address with the atext symbols vmm accepts still logs in.
+    accounts.add_account("o'neil+x=y@secure.example", PW)
+    assert _authenticate_plain(accounts, "o'neil+x=y@secure.example", PW)
+
+
+# Isolation ------------------------------------------------------------------------------
+
+# Tries to open a TCP connection to each "host:port" argument, by name and by every
+# address that name has anywhere in the stack; prints the ones that connected.
+CONNECT = """
+import socket, sys
+opened = []
+for target in sys.argv[1:]:
+    host, port = target.rsplit(":", 1)
+    try:
+        socket.create_connection((host, int(port)), timeout=2).close()
+        opened.append(target)
+    except OSError:
+        pass
+print(" ".join(opened))
+"""
+
+
+def _addresses(stack: Stack, service: str) -> list[str]:
+    out = subprocess.run(
+        ["docker", "inspect", f"{stack.project}-{service}-1", "--format",
+         "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    return out.split()
+
+
+def test_rspamd_reaches_neither_postgres_nor_dovecots_auth_lmtp_or_quota_service(accounts: Stack) -> None:
+    internal = [("postgres", 5432), ("dovecot", 24), ("dovecot", 12345), ("dovecot", 12340)]
+    targets = [f"{service}:{port}" for service, port in internal]
+    targets += [f"{address}:{port}" for service, port in internal
+                for address in _addresses(accounts, service)]
+    assert len(targets) >= 8
+    opened, stderr, code = accounts.exec("rspamd", "python3", "-c", CONNECT, *targets)
+    assert code == 0, stderr
+    assert opened.split() == []
+    # The same probe does reach them from Postfix, which needs them: the probe works.
+    opened, _, _ = accounts.exec("postfix", "python3", "-c", CONNECT, *targets[:4])
+    assert opened.split() == targets[:4]
+
+
+def test_postgres_takes_only_encrypted_logins(accounts: Stack) -> None:
+    login = 'PGPASSWORD="$(cat /run/vmm-secrets/vmm/password)" psql -h 127.0.0.1 -U vmm -d mailsys -Atc "$0"'
+    own_connection = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
+    out, _, code = accounts.exec("postgres", "sh", "-c", login, own_connection)
+    assert code == 0 and out.strip() == "t"
+    _, stderr, code = accounts.exec("postgres", "sh", "-c", f"PGSSLMODE=disable {login}", "SELECT 1")
+    assert code != 0 and "no encryption" in stderr, stderr
+
+
+# Hardened containers --------------------------------------------------------------------
+
+DAEMONS = ["postgres", "rspamd", "postfix", "dovecot"]
+
+
+@pytest.mark.parametrize("service", DAEMONS)
+def test_every_daemon_runs_hardened(accounts: Stack, service: str) -> None:
+    inspect = json.loads(subprocess.run(
+        ["docker", "inspect", f"{accounts.project}-{service}-1"], capture_output=True, text=True, check=True,
+    ).stdout)[0]["HostConfig"]
+    assert inspect["CapDrop"] == ["ALL"]
+    assert "NET_RAW" not in (inspect["CapAdd"] or []) and "MKNOD" not in (inspect["CapAdd"] or [])
+    assert "no-new-privileges:true" in inspect["SecurityOpt"]
+    assert inspect["Memory"] > 0 and inspect["PidsLimit"] > 0
+    assert inspect["LogConfig"]["Config"].get("max-size") and inspect["LogConfig"]["Config"].get("max-file")
+    # What the kernel says of the running daemon: no raw sockets, no device nodes.
+    status, _, _ = accounts.exec(service, "cat", "/proc/1/status")
+    bounding = int(next(line for line in status.splitlines() if line.startswith("CapBnd:")).split()[1], 16)
+    cap_mknod, cap_net_raw = 27, 13
+    assert not bounding & (1 << cap_mknod | 1 << cap_net_raw)
+    assert "NoNewPrivs:\t1" in status

@@ -62,8 +62,8 @@ def test_the_script_files_list_mail_into_its_folder(users: Stack) -> None:
 
 def test_the_vacation_reply_reaches_the_sender_once(users: Stack) -> None:
     for n in range(2):
-        users.send("dave@example.test", ["carol@example.test"],
-                   note("dave@example.test", "carol@example.test", f"question {n}"))
+        users.submit("dave@example.test", PASSWORD, ["carol@example.test"],
+                     note("dave@example.test", "carol@example.test", f"question {n}"))
     replies = wait_until_delivered(users, "dave@example.test", PASSWORD)
     [reply] = [email.message_from_bytes(raw) for raw in replies]
     assert reply["Subject"] == "Out of office"

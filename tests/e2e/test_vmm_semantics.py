@@ -200,7 +200,7 @@ def test_every_scheme_verifies_in_dovecot_and_logs_in(stack: Stack, scheme: str)
     address = f"pw-{scheme.lower()}@schemes.example"
     if "schemes.example" not in stack.vmm_ok("listdomains"):
         stack.add_domain("schemes.example")
-    stack.add_account(address, "initial")
+    stack.add_account(address, "initial-password")
     stack.vmm_ok("userpassword", address, "-s", scheme, "--password-stdin", stdin=PW + "\n")
     stack.imap_login(address, PW).logout()
 

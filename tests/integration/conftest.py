@@ -158,7 +158,6 @@ def fresh_cli(database: dict[str, str], mail_root: Path) -> Iterator[Cli]:
     runner = Cli({**database, "VMM_DKIM_DIR": str(mail_root.parent / "dkim"),
                   "VMM_TLS_DIR": str(mail_root.parent / "tls")}, mail_root)
     runner.ok("configset", "misc.base_directory", str(mail_root))
-    runner.ok("configset", "misc.crypt_blowfish_rounds", "4")  # fast hashes in tests
     try:
         yield runner
     finally:

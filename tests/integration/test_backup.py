@@ -5,8 +5,14 @@ replaced on request."""
 from __future__ import annotations
 
 import gzip
+import io
+import json
 import os
+import tarfile
+import tempfile
 from pathlib import Path
+
+import pytest
 
 from tests.integration.conftest import DUMP, Cli
 
@@ -35,7 +41,7 @@ def populate(cli: Cli) -> None:
     cli.ok("domainadd", "example.org")
     cli.ok("aliasdomainadd", "example.net", "example.org")
     for user in ("alice", "bob"):
-        cli.ok("useradd", f"{user}@example.org", "--password-stdin", stdin=f"{user}-pw\n")
+        cli.ok("useradd", f"{user}@example.org", "--password-stdin", stdin=f"{user}-password\n")
     cli.ok("aliasadd", "team@example.org", "alice@example.org", "bob@example.org")
     cli.ok("relocatedadd", "carol@example.org", "carol@example.com")
     home = Path(cli.ok("userinfo", "alice@example.org").split("Home")[1].split(":", 1)[1].split()[0])
@@ -53,7 +59,7 @@ def test_restore_brings_back_exactly_what_was_backed_up(cli: Cli, tmp_path: Path
     assert not Path(f"{archive}.partial").exists()
     # Life goes on after the backup: changes that the restore must undo.
     cli.ok("userdelete", "bob@example.org", "--delete-directory", "--force")
-    cli.ok("useradd", "dave@example.org", "--password-stdin", stdin="dave-pw\n")
+    cli.ok("useradd", "dave@example.org", "--password-stdin", stdin="dave-password\n")
     cli.ok("configset", "account.password_length", "20")
     cli.ok("dkimrotate", "example.org")
 
@@ -62,7 +68,7 @@ def test_restore_brings_back_exactly_what_was_backed_up(cli: Cli, tmp_path: Path
     cli.ok("restore", str(archive), "--force")
     assert state(cli) == before
     # New accounts get fresh uids after the restored ones.
-    cli.ok("useradd", "erin@example.org", "--password-stdin", stdin="erin-pw\n")
+    cli.ok("useradd", "erin@example.org", "--password-stdin", stdin="erin-password\n")
     uids = [uid for (uid,) in cli.sql("SELECT uid FROM users ORDER BY uid")]
     assert len(set(uids)) == 3
 
@@ -82,10 +88,72 @@ def test_backup_streams_to_stdout_and_restore_reads_stdin(cli: Cli) -> None:
 def test_a_damaged_archive_changes_nothing(cli: Cli, tmp_path: Path) -> None:
     populate(cli)
     dumped = cli.run("backup", "-").stdout
-    cli.ok("useradd", "dave@example.org", "--password-stdin", stdin="dave-pw\n")
+    cli.ok("useradd", "dave@example.org", "--password-stdin", stdin="dave-password\n")
     before = state(cli)
     for damaged in (dumped[: len(dumped) // 2], b"not an archive", b""):
         result = cli.run("restore", "-", "--force", stdin=damaged)
         assert result.returncode == 3, result.stderr
         assert result.stderr.decode().count("\n") == 1, result.stderr
         assert state(cli) == before
+
+
+def test_the_archive_is_readable_by_its_owner_alone(cli: Cli, tmp_path: Path) -> None:
+    populate(cli)
+    archive = tmp_path / "backup.tar.gz"
+    os.umask(0o022)
+    cli.ok("backup", str(archive))
+    assert archive.stat().st_mode & 0o777 == 0o600
+
+
+def _with_member(archive: bytes, member: tarfile.TarInfo, data: bytes = b"") -> bytes:
+    """``archive`` with ``member`` added among the trees, the trailer's count kept right."""
+    out = io.BytesIO()
+    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as source, \
+            tarfile.open(fileobj=out, mode="w:gz") as crafted:
+        members = 0
+        for item in source.getmembers():
+            if item.name == "vmm-backup.end":
+                crafted.addfile(member, io.BytesIO(data) if member.isfile() else None)
+                trailer = json.dumps({"members": members + 1}).encode()
+                item.size = len(trailer)
+                crafted.addfile(item, io.BytesIO(trailer))
+            else:
+                crafted.addfile(item, source.extractfile(item) if item.isfile() else None)
+                members += 1
+    return out.getvalue()
+
+
+def _member(name: str, kind: bytes = tarfile.REGTYPE, mode: int = 0o644, link: str = "",
+            size: int = 0) -> tarfile.TarInfo:
+    member = tarfile.TarInfo(name)
+    member.type, member.mode, member.linkname, member.size = kind, mode, link, size
+    return member
+
+
+CRAFTED = {
+    "a name that climbs out": _member("mail/../../escaped.txt", size=3),
+    "an absolute name": _member("mail//tmp/escaped.txt", size=3),
+    "a symlink to an absolute path": _member("mail/passwd", tarfile.SYMTYPE, link="/etc/passwd"),
+    "a symlink that climbs out": _member("mail/up", tarfile.SYMTYPE, link="../../../escaped.txt"),
+    "a hard link out of its tree": _member("mail/key", tarfile.LNKTYPE, link="tls/key.pem"),
+    "a device": _member("mail/disk", tarfile.BLKTYPE),
+    "a pipe": _member("mail/fifo", tarfile.FIFOTYPE),
+    "a set-uid file": _member("mail/shell", mode=0o4755, size=3),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CRAFTED))
+def test_a_crafted_archive_writes_nothing_and_changes_nothing(cli: Cli, tmp_path: Path, case: str) -> None:
+    populate(cli)
+    good = cli.run("backup", "-").stdout
+    before = state(cli)
+    outside = sorted(str(path) for path in cli.mail_root.parent.parent.rglob("*"))
+    crafted = _with_member(good, CRAFTED[case], b"bad")
+    result = cli.run("restore", "-", "--force", stdin=crafted)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.decode().count("\n") == 1 and "Traceback" not in result.stderr.decode()
+    assert state(cli) == before
+    assert sorted(str(path) for path in cli.mail_root.parent.parent.rglob("*")) == outside
+    assert not (Path(tempfile.gettempdir()) / "escaped.txt").exists()
+    # The untouched archive still restores: the refusal was the crafted member's.
+    assert cli.run("restore", "-", "--force", stdin=good).returncode == 0

@@ -24,7 +24,7 @@ def populated(
     with fresh_cli(database, tmp_path_factory.mktemp("bad-input") / "mail") as cli:
         cli.ok("cs", "domain.auto_postmaster", "false")
         cli.ok("da", "example.org")
-        cli.ok("ua", "alice@example.org", "--password-stdin", stdin="pw\n")
+        cli.ok("ua", "alice@example.org", "--password-stdin", stdin="pw-long-enough\n")
         cli.ok("aa", "team@example.org", "alice@example.org")
         cli.ok("ra", "gone@example.org", "gone@new.example")
         cli.ok("ada", "example.net", "example.org")
@@ -40,13 +40,13 @@ CASES = [
     (["domainadd", "ok.example", "-t", "no transport"], None, ExitCode.INVALID),
     (["domaininfo", "missing.example"], None, ExitCode.NOT_FOUND),
     (["domaininfo", "example.org", "-d", "everything"], None, ExitCode.INVALID),
-    (["useradd", "alice@example.org", "--password-stdin"], "pw\n", ExitCode.EXISTS),
-    (["useradd", "ALICE@example.org", "--password-stdin"], "pw\n", ExitCode.EXISTS),
-    (["useradd", "bob@missing.example", "--password-stdin"], "pw\n", ExitCode.NOT_FOUND),
+    (["useradd", "alice@example.org", "--password-stdin"], "pw-long-enough\n", ExitCode.EXISTS),
+    (["useradd", "ALICE@example.org", "--password-stdin"], "pw-long-enough\n", ExitCode.EXISTS),
+    (["useradd", "bob@missing.example", "--password-stdin"], "pw-long-enough\n", ExitCode.NOT_FOUND),
     (["useradd", "bob@example.org", "--password-stdin"], "\n", ExitCode.PASSWORD),
     (["useradd", "bob@example.org"], "", ExitCode.PASSWORD),
-    (["useradd", "bob", "--password-stdin"], "pw\n", ExitCode.INVALID),
-    (["useradd", "bob'; DROP TABLE users; --@example.org", "--password-stdin"], "pw\n",
+    (["useradd", "bob", "--password-stdin"], "pw-long-enough\n", ExitCode.INVALID),
+    (["useradd", "bob'; DROP TABLE users; --@example.org", "--password-stdin"], "pw-long-enough\n",
      ExitCode.INVALID),
     (["userinfo", "nobody@example.org"], None, ExitCode.NOT_FOUND),
     (["userinfo", "alice@example.org", "-d", "bogus"], None, ExitCode.INVALID),
@@ -77,9 +77,29 @@ CASES = [
     (["userquota", "alice@example.org", "12Q"], None, ExitCode.INVALID),
     (["userservices", "alice@example.org", "-s", "telnet"], None, ExitCode.INVALID),
     (["usertransport", "alice@example.org", "nocolon"], None, ExitCode.INVALID),
-    (["userpassword", "alice@example.org", "-s", "ROT13", "--password-stdin"], "pw\n", ExitCode.INVALID),
-    (["userpassword", "alice@example.org", "--hash", "plainhash"], None, ExitCode.INVALID),
-    (["userpassword", "alice@example.org", "--hash", "{MD5-CRYPT}$1$x$y"], None, ExitCode.INVALID),
+    (["userpassword", "alice@example.org", "-s", "ROT13", "--password-stdin"], "pw-long-enough\n",
+     ExitCode.INVALID),
+    # Weak or plaintext material, and short passwords (VMM_ALLOW_WEAK_SCHEMES is off here).
+    (["userpassword", "alice@example.org", "-s", "SHA256", "--password-stdin"], "pw-long-enough\n",
+     ExitCode.INVALID),
+    (["userpassword", "alice@example.org", "--password-stdin"], "eleven-char\n", ExitCode.PASSWORD),
+    (["useradd", "bob@example.org", "--password-stdin"], "eleven-char\n", ExitCode.PASSWORD),
+    (["userpassword", "alice@example.org", "--hash"], "plainhash\n", ExitCode.INVALID),
+    (["userpassword", "alice@example.org", "--hash"], "{MD5-CRYPT}$1$x$y\n", ExitCode.INVALID),
+    (["userpassword", "alice@example.org", "--hash"], "{PLAIN}secret\n", ExitCode.INVALID),
+    (["userpassword", "alice@example.org", "--hash"], "{CLEAR}secret\n", ExitCode.INVALID),
+    (["userpassword", "alice@example.org", "--hash"], "{CRAM-MD5}" + "a" * 64 + "\n", ExitCode.INVALID),
+    (["userpassword", "alice@example.org", "--hash"], "{SHA1}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n",
+     ExitCode.INVALID),
+    (["userpassword", "alice@example.org", "--hash"], "", ExitCode.PASSWORD),
+    # A hash never travels in argv.
+    (["userpassword", "alice@example.org", "--hash", "{SHA512-CRYPT}$6$s$h"], None, ExitCode.USAGE),
+    (["import", "-"], "address,password\nnew@example.org,{PLAIN}secret\n", ExitCode.INVALID),
+    (["import", "-"], "address,password\nnew@example.org,{SHA256}abcd\n", ExitCode.INVALID),
+    (["import", "-"], "address,password\nnew@example.org,eleven-char\n", ExitCode.PASSWORD),
+    (["configset", "misc.password_scheme", "SHA1"], None, ExitCode.INVALID),
+    (["configset", "misc.crypt_blowfish_rounds", "4"], None, ExitCode.INVALID),
+    (["configset", "account.min_password_length", "6"], None, ExitCode.INVALID),
     (["username", "alice@example.org"], None, ExitCode.INVALID),
     (["aliasadd", "alice@example.org", "bob@example.com"], None, ExitCode.EXISTS),
     (["aliasadd", "gone@example.org", "bob@example.com"], None, ExitCode.EXISTS),

@@ -36,7 +36,7 @@ def _assert_one_clear_line(result: subprocess.CompletedProcess[str]) -> None:
 def test_eight_useradds_of_one_address_make_one_account(cli: Cli) -> None:
     cli.ok("cs", "domain.auto_postmaster", "false")
     cli.ok("da", "example.org")
-    results = _all_at_once(cli, [(["ua", "same@example.org", "--password-stdin"], "pw\n")] * 8)
+    results = _all_at_once(cli, [(["ua", "same@example.org", "--password-stdin"], "pw-long-enough\n")] * 8)
     assert sorted(result.returncode for result in results) == [0] + [ExitCode.EXISTS] * 7
     for result in results:
         if result.returncode:
@@ -48,9 +48,9 @@ def test_eight_useradds_of_one_address_make_one_account(cli: Cli) -> None:
 def test_one_address_becomes_exactly_one_kind_of_object(cli: Cli) -> None:
     cli.ok("cs", "domain.auto_postmaster", "false")
     cli.ok("da", "example.org")
-    cli.ok("ua", "owner@example.org", "--password-stdin", stdin="pw\n")
+    cli.ok("ua", "owner@example.org", "--password-stdin", stdin="pw-long-enough\n")
     commands: list[Command] = [
-        *[(["ua", "x@example.org", "--password-stdin"], "pw\n")] * 3,
+        *[(["ua", "x@example.org", "--password-stdin"], "pw-long-enough\n")] * 3,
         *[(["aa", "x@example.org", f"d{n}@example.com"], None) for n in range(3)],
         *[(["ra", "x@example.org", f"n{n}@example.com"], None) for n in range(2)],
     ]
@@ -75,10 +75,10 @@ def test_one_address_becomes_exactly_one_kind_of_object(cli: Cli) -> None:
 def test_domaindelete_racing_useradds_leaves_no_orphans(cli: Cli) -> None:
     cli.ok("cs", "domain.auto_postmaster", "false")
     cli.ok("da", "example.org")
-    cli.ok("ua", "first@example.org", "--password-stdin", stdin="pw\n")
+    cli.ok("ua", "first@example.org", "--password-stdin", stdin="pw-long-enough\n")
     commands: list[Command] = [
         (["dd", "example.org", "--force", "--delete-directory"], None),
-        *[(["ua", f"user{n}@example.org", "--password-stdin"], "pw\n") for n in range(7)],
+        *[(["ua", f"user{n}@example.org", "--password-stdin"], "pw-long-enough\n") for n in range(7)],
     ]
     results = _all_at_once(cli, commands)
     for result in results:

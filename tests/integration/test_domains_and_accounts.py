@@ -13,7 +13,7 @@ from vmm import db
 
 
 def test_domainadd_creates_domain_directory_and_postmaster(cli: Cli) -> None:
-    cli.ok("domainadd", "example.org", "--password-stdin", stdin="pm-secret\n")
+    cli.ok("domainadd", "example.org", "--password-stdin", stdin="postmaster-secret\n")
     info = json.loads(cli.ok("domaininfo", "example.org", "--json"))
     assert info["domain"] == "example.org"
     assert info["accounts"] == 1
@@ -28,17 +28,17 @@ def test_domainadd_creates_domain_directory_and_postmaster(cli: Cli) -> None:
 def test_useradd_stores_a_hash_never_the_password(cli: Cli) -> None:
     cli.ok("configset", "domain.auto_postmaster", "false")
     cli.ok("da", "example.org")
-    cli.ok("ua", "Alice@Example.org", "--password-stdin", stdin="wonder land\n")
+    cli.ok("ua", "Alice@Example.org", "--password-stdin", stdin="wonder land!\n")
     [(stored,)] = cli.sql("SELECT passwd FROM users WHERE local_part = 'alice'")
     assert isinstance(stored, str) and stored.startswith("{BLF-CRYPT}")
     assert "wonder land" not in stored
-    assert bcrypt.verify("wonder land", stored.removeprefix("{BLF-CRYPT}"))
+    assert bcrypt.verify("wonder land!", stored.removeprefix("{BLF-CRYPT}"))
 
 
 def test_useradd_creates_the_maildir_with_folders_owned_by_the_account(cli: Cli) -> None:
     cli.ok("configset", "domain.auto_postmaster", "false")
     cli.ok("da", "example.org")
-    cli.ok("ua", "alice@example.org", "--password-stdin", stdin="pw\n")
+    cli.ok("ua", "alice@example.org", "--password-stdin", stdin="pw-long-enough\n")
     info = json.loads(cli.ok("ui", "alice@example.org", "--json"))
     home = Path(info["home"])
     assert home.name == str(info["uid"])
@@ -57,7 +57,7 @@ def test_useradd_creates_the_maildir_with_folders_owned_by_the_account(cli: Cli)
 def test_userinfo_text_shows_what_was_stored(cli: Cli) -> None:
     cli.ok("configset", "domain.auto_postmaster", "false")
     cli.ok("da", "example.org")
-    cli.ok("ua", "bob@example.org", "-n", "night shift", "--password-stdin", stdin="pw\n")
+    cli.ok("ua", "bob@example.org", "-n", "night shift", "--password-stdin", stdin="pw-long-enough\n")
     out = cli.ok("userinfo", "bob@example.org")
     assert "Address..........: bob@example.org" in out
     assert "Note.............: night shift" in out
@@ -78,7 +78,7 @@ def test_random_password_is_printed_once(cli: Cli) -> None:
 def test_getuser_finds_the_address_of_a_uid(cli: Cli) -> None:
     cli.ok("configset", "domain.auto_postmaster", "false")
     cli.ok("da", "example.org")
-    cli.ok("ua", "dave@example.org", "--password-stdin", stdin="pw\n")
+    cli.ok("ua", "dave@example.org", "--password-stdin", stdin="pw-long-enough\n")
     uid = json.loads(cli.ok("ui", "dave@example.org", "--json"))["uid"]
     assert "dave@example.org" in cli.ok("getuser", str(uid))
 

@@ -15,19 +15,19 @@ def test_import_creates_accounts_with_maildirs_from_csv_and_json(cli: Cli, tmp_p
     cli.ok("cs", "domain.auto_postmaster", "false")
     cli.ok("da", "example.org")
     ready = "{SHA512-CRYPT}$6$saltsalt$" + "b" * 86
-    rows = "address,password\n" + "".join(f"user{n}@example.org,pw-{n}\n" for n in range(20))
+    rows = "address,password\n" + "".join(f"user{n}@example.org,import-password-{n}\n" for n in range(20))
     rows += f"hashed@example.org,{ready}\n"
     out = cli.ok("import", "-", stdin=rows)
     assert "imported 21 accounts" in out
     assert cli.sql("SELECT count(*) FROM users") == [(21,)]
     [(stored,)] = cli.sql("SELECT passwd FROM users WHERE local_part = 'user7'")
-    assert bcrypt.verify("pw-7", str(stored).removeprefix("{BLF-CRYPT}"))
+    assert bcrypt.verify("import-password-7", str(stored).removeprefix("{BLF-CRYPT}"))
     assert cli.sql("SELECT passwd FROM users WHERE local_part = 'hashed'") == [(ready,)]
     info = json.loads(cli.ok("ui", "user19@example.org", "--json"))
     assert (Path(info["home"]) / "Maildir" / "new").is_dir()
 
     source = tmp_path / "more.json"
-    source.write_text(json.dumps([{"address": "json@example.org", "password": "x"}]))
+    source.write_text(json.dumps([{"address": "json@example.org", "password": "json-password"}]))
     cli.ok("import", str(source), "--format", "json")
     assert cli.sql("SELECT count(*) FROM users") == [(22,)]
 
@@ -35,7 +35,7 @@ def test_import_creates_accounts_with_maildirs_from_csv_and_json(cli: Cli, tmp_p
 def test_import_is_all_or_nothing(cli: Cli) -> None:
     cli.ok("cs", "domain.auto_postmaster", "false")
     cli.ok("da", "example.org")
-    cli.ok("ua", "taken@example.org", "--password-stdin", stdin="pw\n")
+    cli.ok("ua", "taken@example.org", "--password-stdin", stdin="pw-long-enough\n")
     before = sorted(p.name for p in cli.mail_root.rglob("*"))
     rows = "address,password\nnew1@example.org,a\ntaken@example.org,b\n"
     result = cli("import", "-", stdin=rows)

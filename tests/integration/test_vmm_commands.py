@@ -10,13 +10,14 @@ import pytest
 
 from tests.integration.conftest import Cli
 from vmm.errors import ExitCode
+from vmm.settings import OPTIONS
 
 
 @pytest.fixture
 def org(cli: Cli) -> Cli:
     cli.ok("cs", "domain.auto_postmaster", "false")
     cli.ok("da", "example.org")
-    cli.ok("ua", "alice@example.org", "--password-stdin", stdin="pw\n")
+    cli.ok("ua", "alice@example.org", "--password-stdin", stdin="pw-long-enough\n")
     return cli
 
 
@@ -102,14 +103,41 @@ def test_name_note_and_password(org: Cli) -> None:
     user = _json(org, "ui", "alice@example.org")
     assert (user["name"], user["note"]) == (None, None)
 
-    org.ok("up", "alice@example.org", "-s", "SSHA512.hex", "--password-stdin", stdin="new\n")
+    org.ok("up", "alice@example.org", "-s", "SSHA512.hex", "--password-stdin", stdin="new-password\n")
     [(stored,)] = org.sql("SELECT passwd FROM users WHERE local_part = 'alice'")
     assert str(stored).startswith("{SSHA512.HEX}")
     ready = "{SHA512-CRYPT}$6$saltsalt$" + "a" * 86
-    org.ok("up", "alice@example.org", "--hash", ready)
+    org.ok("up", "alice@example.org", "--hash", stdin=ready + "\n")
     assert org.sql("SELECT passwd FROM users WHERE local_part = 'alice'") == [(ready,)]
-    weak = org("up", "alice@example.org", "--hash", "{PLAIN-MD5}1a1dc91c907325c69271ddf0c944bc72")
+    weak = org("up", "alice@example.org", "--hash", stdin="{PLAIN-MD5}1a1dc91c907325c69271ddf0c944bc72\n")
     assert weak.returncode == ExitCode.INVALID and "weak" in weak.stderr
+
+
+@pytest.mark.parametrize("ready", ["{PLAIN-MD5}1a1dc91c907325c69271ddf0c944bc72", "{CRAM-MD5}" + "a" * 64,
+                                   "{PLAIN}old-secret"])
+def test_weak_material_is_taken_with_a_warning_where_the_postmaster_allows_it(org: Cli, ready: str) -> None:
+    allowing = Cli({**org.env, "VMM_ALLOW_WEAK_SCHEMES": "yes"}, org.mail_root)
+    result = allowing("up", "alice@example.org", "--hash", stdin=ready + "\n")
+    assert result.returncode == 0 and "weak password hash" in result.stderr
+    assert org.sql("SELECT passwd FROM users WHERE local_part = 'alice'") == [(ready,)]
+    allowing.ok("configset", "misc.password_scheme", "SHA256")
+    allowing.ok("up", "alice@example.org", "--password-stdin", stdin="pw-long-enough\n")
+    [(stored,)] = org.sql("SELECT passwd FROM users WHERE local_part = 'alice'")
+    assert str(stored).startswith("{SHA256}")
+    # Without the switch the stored weak scheme hashes nothing more.
+    refused = org("up", "alice@example.org", "--password-stdin", stdin="pw-long-enough\n")
+    assert refused.returncode == ExitCode.INVALID and "VMM_ALLOW_WEAK_SCHEMES" in refused.stderr
+
+
+def test_a_chosen_password_must_be_as_long_as_the_setting_says(org: Cli) -> None:
+    short = org("up", "alice@example.org", "--password-stdin", stdin="elevenchars\n")
+    assert short.returncode == ExitCode.PASSWORD and "shorter than 12" in short.stderr
+    org.ok("configset", "account.min_password_length", "8")
+    org.ok("up", "alice@example.org", "--password-stdin", stdin="elevenchars\n")
+    org.ok("configset", "account.min_password_length", "20")
+    org.ok("configset", "account.random_password", "true")
+    generated = org.ok("up", "alice@example.org").strip().removeprefix("Generated password: ")
+    assert len(generated) >= 20
 
 
 def test_aliases_with_placeholders_and_alias_domains(org: Cli) -> None:
@@ -169,16 +197,16 @@ def test_one_address_is_exactly_one_object(org: Cli) -> None:
                  ["ra", "team@example.org", "a@b.example"], ["aa", "gone@example.org", "x@example.com"]):
         result = org(*args)
         assert result.returncode == ExitCode.EXISTS, args
-    result = org("ua", "team@example.org", "--password-stdin", stdin="pw\n")
+    result = org("ua", "team@example.org", "--password-stdin", stdin="pw-long-enough\n")
     assert result.returncode == ExitCode.EXISTS and "already an alias" in result.stderr
 
 
 def test_list_commands_and_patterns(org: Cli) -> None:
-    org.ok("ua", "webmaster@example.org", "--password-stdin", stdin="pw\n")
+    org.ok("ua", "webmaster@example.org", "--password-stdin", stdin="pw-long-enough\n")
     org.ok("aa", "postmaster@example.org", "alice@example.org")
     org.ok("ra", "old@example.org", "old@new.example")
     org.ok("da", "other.example")
-    org.ok("ua", "master@other.example", "--password-stdin", stdin="pw\n")
+    org.ok("ua", "master@other.example", "--password-stdin", stdin="pw-long-enough\n")
     assert "[u+] alice@example.org" in org.ok("ll", "-p", "example.org")
     assert "[a+] postmaster@example.org" in org.ok("ll")
     assert "[r+] old@example.org" in org.ok("ll")
@@ -230,15 +258,15 @@ def test_idn_domains_are_stored_in_ace_and_shown_in_both(cli: Cli) -> None:
     info = _json(cli, "di", "xn--bcher-kva.example")
     assert (info["domain"], info["domain_unicode"]) == ("xn--bcher-kva.example", "bücher.example")
     assert "xn--bcher-kva.example (bücher.example)" in cli.ok("di", "bücher.example")
-    cli.ok("ua", "anna@bücher.example", "--password-stdin", stdin="pw\n")
+    cli.ok("ua", "anna@bücher.example", "--password-stdin", stdin="pw-long-enough\n")
     assert _json(cli, "ui", "anna@xn--bcher-kva.example")["address"] == "anna@xn--bcher-kva.example"
 
 
 def test_configure_reads_one_answer_per_option(cli: Cli) -> None:
     options = [line for line in cli.ok("configure", "-s", "account", stdin="\n" * 20).splitlines()
                if line.startswith("Enter new value")]
-    assert len(options) == 5
-    answers = "\n".join(["true", "", "", "12", "true"]) + "\n"
+    assert len(options) == len([name for name in OPTIONS if name.startswith("account.")])
+    answers = "\n".join(["true", "", "", "", "12", "true"]) + "\n"
     cli.ok("cf", "-s", "account", stdin=answers)
     assert cli.ok("cg", "account.delete_directory").strip() == "account.delete_directory = true"
     assert cli.ok("cg", "account.password_length").strip() == "account.password_length = 12"
@@ -271,7 +299,7 @@ def test_a_failed_maildir_leaves_no_account_and_keeps_what_was_there(org: Cli) -
     squatter = domain_dir / str(next_uid)
     squatter.mkdir()
     (squatter / "keep.txt").write_text("not vmm's")
-    result = org("ua", "bob@example.org", "--password-stdin", stdin="pw\n")
+    result = org("ua", "bob@example.org", "--password-stdin", stdin="pw-long-enough\n")
     assert result.returncode == ExitCode.FILESYSTEM, result.stderr
     assert org("ui", "bob@example.org").returncode == ExitCode.NOT_FOUND
     assert (squatter / "keep.txt").read_text() == "not vmm's"

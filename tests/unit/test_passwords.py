@@ -7,7 +7,7 @@ import pytest
 from passlib.hash import argon2, bcrypt, sha256_crypt, sha512_crypt
 
 from vmm import passwords
-from vmm.errors import InvalidValue
+from vmm.errors import InvalidValue, PasswordError
 
 PASSWORD = "Corr3ct horse ✓"
 
@@ -37,7 +37,7 @@ def _verify(stored: str, password: str) -> bool:
 
 @pytest.mark.parametrize("scheme", [s.name for s in passwords.WRITABLE])
 def test_every_writable_scheme_verifies_and_rejects_a_wrong_password(scheme: str) -> None:
-    stored = passwords.hash_password(PASSWORD, scheme, passwords.Rounds(blowfish=4))
+    stored = passwords.hash_password(PASSWORD, scheme, passwords.Rounds())
     assert stored.startswith("{" + scheme + "}")
     assert _verify(stored, PASSWORD)
     assert not _verify(stored, PASSWORD + "x")
@@ -65,11 +65,34 @@ def test_unknown_or_unwritable_schemes_are_refused(spec: str) -> None:
         passwords.hash_password("x", spec)
 
 
-def test_weak_ready_hash_needs_weak_schemes_enabled() -> None:
-    ready = "{PLAIN-MD5}1a1dc91c907325c69271ddf0c944bc72"
+@pytest.mark.parametrize("ready", [
+    "{PLAIN-MD5}1a1dc91c907325c69271ddf0c944bc72", "{PLAIN}secret", "{CLEAR}secret",
+    "{CRAM-MD5}" + "a" * 64, "{SHA1}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "{SHA256.HEX}" + "b" * 64,
+])
+def test_weak_or_plaintext_ready_hashes_need_weak_schemes_enabled(ready: str) -> None:
     with pytest.raises(InvalidValue, match="weak"):
         passwords.check_ready_hash(ready, allow_weak=False)
-    assert passwords.check_ready_hash(ready, allow_weak=True) == (ready, True)
+    assert passwords.check_ready_hash(ready, allow_weak=True) == (ready.upper().partition("}")[0] + "}"
+                                                                  + ready.partition("}")[2], True)
+
+
+def test_weak_schemes_write_nothing_unless_allowed() -> None:
+    with pytest.raises(InvalidValue, match="VMM_ALLOW_WEAK_SCHEMES"):
+        passwords.writable_scheme("SHA1", allow_weak=False)
+    assert passwords.writable_scheme("SHA1", allow_weak=True) == "SHA1"
+    assert passwords.writable_scheme("SSHA512.hex", allow_weak=False) == "SSHA512.hex"
+
+
+def test_bcrypt_costs_below_ten_are_refused() -> None:
+    with pytest.raises(InvalidValue, match="10-31"):
+        passwords.Rounds(blowfish=9)
+
+
+def test_a_chosen_password_shorter_than_the_minimum_is_refused() -> None:
+    policy = passwords.Policy("BLF-CRYPT", passwords.Rounds(), min_length=12, allow_weak=False)
+    with pytest.raises(PasswordError, match="shorter than 12"):
+        policy.hash_new("elevenchars")
+    assert policy.hash_new("twelve chars").startswith("{BLF-CRYPT}$2y$10$")
 
 
 def test_ready_hash_of_a_strong_scheme_is_kept() -> None:

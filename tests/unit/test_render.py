@@ -9,7 +9,7 @@ import pytest
 from jinja2 import UndefinedError
 
 from vmm import render
-from vmm.config import Runtime
+from vmm.config import Runtime, SmtpLimits
 from vmm.errors import InvalidValue
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +25,8 @@ CONTEXTS: dict[str, render.Context] = {
     "postgres": render.PostgresContext(),
     "postfix": render.PostfixContext(
         dovecot_host="dovecot", filter_host="rspamd", milter_port=11332, milter_default_action="tempfail",
-        **COMMON,  # type: ignore[arg-type]
+        limits=SmtpLimits(), throttle_exempt=("10.1.2.0/26",), dnsbl_sites="bl.test=127.0.0.2*3",
+        local_senders_need_auth=True, queue_minfree=30_720_000, **COMMON,  # type: ignore[arg-type]
     ),
     "dovecot": render.DovecotContext(
         allow_weak_schemes=False, submission_host="postfix:25", **COMMON,  # type: ignore[arg-type]

@@ -23,14 +23,13 @@ from vmm.cli.app import (
     details_wanted,
     one_of,
     read_password,
-    rounds,
+    read_secret,
     session,
     show,
     show_json,
     show_list,
 )
 from vmm.cli.provision import create_account
-from vmm.config import Runtime
 from vmm.errors import Conflict, InvalidValue
 from vmm.limits import Quota, format_storage, parse_messages, parse_services, parse_storage, parse_transport
 
@@ -153,28 +152,28 @@ def userpassword(
         str | None, typer.Option("-s", "--scheme", help="Overrides misc.password_scheme.")
     ] = None,
     ready_hash: Annotated[
-        str | None, typer.Option("--hash", help="A ready {SCHEME}hash, as `doveadm pw` prints it.")
-    ] = None,
+        bool, typer.Option("--hash", help="Read a ready {SCHEME}hash (`doveadm pw` prints one) from stdin."),
+    ] = False,
     password_stdin: PasswordStdin = False,
 ) -> None:
     """Change an account's password: prompted for (twice), read from stdin, generated
-    (account.random_password), or given as a ready {SCHEME}hash."""
+    (account.random_password), or given as a ready {SCHEME}hash on stdin."""
     parsed = EmailAddress.parse(address)
-    if ready_hash is not None and (scheme is not None or password_stdin):
+    if ready_hash and (scheme is not None or password_stdin):
         raise InvalidValue("--hash excludes --scheme and --password-stdin")
     with session() as s:
         account = accounts.get(s.conn, parsed)
         generated = None
-        if ready_hash is not None:
-            hashed, weak = passwords.check_ready_hash(ready_hash, Runtime.from_env().allow_weak_schemes)
+        if ready_hash:
+            hashed, weak = s.password_policy.ready_hash(read_secret("hash"))
             if weak:
                 typer.echo(f"Warning: {account.address} now has a weak password hash", err=True)
         else:
-            spec = scheme or s.config.get("misc.password_scheme")
-            passwords.split_scheme(spec)
+            if scheme is not None:
+                passwords.writable_scheme(scheme, s.runtime.allow_weak_schemes)
             password, was_generated = read_password(password_stdin, s.config)
             generated = password if was_generated else None
-            hashed = passwords.hash_password(password, spec, rounds(s.config))
+            hashed = s.password_policy.hash_new(password, scheme)
         accounts.set_password(s.conn, account, hashed)
     if generated:
         typer.echo(f"Generated password: {generated}")

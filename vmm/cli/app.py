@@ -81,6 +81,10 @@ class Session:
     on_rollback: list[Callable[[], None]] = field(default_factory=list)
     after_commit: list[Callable[[], None]] = field(default_factory=list)
 
+    @property
+    def password_policy(self) -> passwords.Policy:
+        return self.config.password_policy(self.runtime.allow_weak_schemes)
+
     def created(self, path: Path) -> None:
         self.on_rollback.append(lambda: mailboxes.remove_tree(path))
 
@@ -131,24 +135,23 @@ def one_of(value: str | None, delete: bool, option: str) -> str | None:
     return value
 
 
-def rounds(config: Settings) -> passwords.Rounds:
-    return passwords.Rounds(
-        blowfish=config.number("misc.crypt_blowfish_rounds"),
-        sha256=config.number("misc.crypt_sha256_rounds"),
-        sha512=config.number("misc.crypt_sha512_rounds"),
-    )
+def read_secret(what: str) -> str:
+    """One line of stdin: a password or a hash, which never travel in argv."""
+    secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        raise PasswordError(f"no {what} on stdin")
+    return secret
 
 
 def read_password(from_stdin: bool, config: Settings) -> tuple[str, bool]:
     """The new password and whether vmm generated it. Never from argv: stdin, a hidden
-    prompt (twice), or generated when account.random_password is on."""
+    prompt (twice), or generated when account.random_password is on (never shorter than
+    account.min_password_length)."""
     if from_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
-        if not password:
-            raise PasswordError("no password on stdin")
-        return password, False
+        return read_secret("password"), False
     if config.flag("account.random_password"):
-        return passwords.random_password(config.number("account.password_length")), True
+        length = max(config.number("account.password_length"), config.number("account.min_password_length"))
+        return passwords.random_password(length), True
     if not sys.stdin.isatty():
         raise PasswordError("no password: give --password-stdin or run with a terminal")
     first = getpass.getpass("Enter new password: ")

@@ -83,8 +83,12 @@ def restore(
 
 
 def _create(path: Path) -> IO[bytes]:
+    """The archive file, readable by root alone whatever the umask: it holds every
+    password hash, the DKIM and TLS keys and all mail."""
     try:
-        return open(path, "wb")
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        return os.fdopen(fd, "wb")
     except OSError as exc:
         raise MailDirError(f"cannot create {path}: {exc.strerror}") from None
 

@@ -16,7 +16,7 @@ import typer
 
 from vmm import accounts, domains, passwords
 from vmm.addresses import EmailAddress
-from vmm.cli.app import app, rounds, session
+from vmm.cli.app import app, session
 from vmm.cli.provision import create_maildir
 from vmm.errors import AlreadyExists, InvalidValue, NotFound
 
@@ -65,7 +65,8 @@ def import_(
     if len({str(address) for address in parsed}) != len(parsed):
         raise AlreadyExists("the input names an address twice")
     with session() as s:
-        scheme, cost = s.config.get("misc.password_scheme"), rounds(s.config)
+        policy = s.password_policy
+        passwords.writable_scheme(policy.scheme, policy.allow_weak)
         found: dict[str, domains.Domain] = {}
         for address in parsed:
             if address.domain.ace not in found:
@@ -77,18 +78,21 @@ def import_(
         if taken:
             raise AlreadyExists(f"{len(taken)} addresses already exist, e.g. {taken[0]}")
         hashes: list[str] = [""] * len(rows)
-        plain = []
+        plain, weak_hashes = [], 0
         for index, (_, secret) in enumerate(rows):
             if secret.startswith("{"):
-                hashes[index] = passwords.check_ready_hash(secret, allow_weak=False)[0]
+                hashed, weak = policy.ready_hash(secret)
+                hashes[index] = hashed
+                weak_hashes += weak
             elif not secret:
                 raise InvalidValue(f"empty password for {parsed[index]}")
             else:
+                policy.check_length(secret)
                 plain.append(index)
         started = time.monotonic()
         workers = len(os.sched_getaffinity(0))  # a process a core this container may use
         with ProcessPoolExecutor(max_workers=workers) as pool:
-            jobs = [(rows[index][1], scheme, cost) for index in plain]
+            jobs = [(rows[index][1], policy.scheme, policy.rounds) for index in plain]
             for index, hashed in zip(plain, pool.map(_hash, jobs, chunksize=64), strict=True):
                 hashes[index] = hashed
         hashed_in = time.monotonic() - started
@@ -105,4 +109,6 @@ def import_(
     typer.echo(f"hashed {len(plain)} passwords in {hashed_in:.3f} s on {workers} processes; "
                f"stored {len(created)} rows in {stored_in:.3f} s; "
                f"created the Maildirs and committed in {rest:.3f} s", err=True)
+    if weak_hashes:
+        typer.echo(f"Warning: {weak_hashes} imported accounts have weak password hashes", err=True)
     typer.echo(f"imported {len(created)} accounts")

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vmm import accounts, dkim, domains, mailboxes, passwords
+from vmm import accounts, dkim, domains, mailboxes
 from vmm.addresses import DomainName, EmailAddress
-from vmm.cli.app import Session, read_password, rounds
+from vmm.cli.app import Session, read_password
 from vmm.limits import SERVICES, Quota, parse_storage, parse_transport
 
 
@@ -44,7 +44,7 @@ def create_account(
     config = s.config
     domain = domains.get(s.conn, address.domain)
     password, generated = read_password(password_stdin, config)
-    hashed = passwords.hash_password(password, config.get("misc.password_scheme"), rounds(config))
+    hashed = s.password_policy.hash_new(password)
     account = accounts.add(s.conn, address, domain, hashed, note)
     create_maildir(s, Path(account.home), account.uid, account.gid)
     return account, password if generated else None
