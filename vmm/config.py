@@ -25,11 +25,23 @@ class SmtpLimits:
 
     @classmethod
     def from_env(cls) -> SmtpLimits:
-        defaults = cls()
-        return cls(**{
-            name: _positive(f"VMM_SMTP_{name.upper()}", os.environ.get(f"VMM_SMTP_{name.upper()}"), value)
-            for name, value in defaults.__dict__.items()
-        })
+        return cls(**_positive_fields(cls(), "VMM_SMTP_"))
+
+
+@dataclass(frozen=True)
+class AuthLimits:
+    """Failed logins on IMAP, POP3, ManageSieve and SMTP AUTH (vmm/policy.py): an address
+    with ``failures`` in ``window`` seconds is refused for ``ban`` seconds; a login name
+    with more than ``free`` failures, from anywhere, waits 1, 2, 4 ... up to 15 s a try."""
+
+    failures: int = 10
+    window: int = 600
+    ban: int = 900
+    free: int = 3
+
+    @classmethod
+    def from_env(cls) -> AuthLimits:
+        return cls(**_positive_fields(cls(), "VMM_AUTH_"))
 
 
 # postscreen's DNS blocklists (VMM_DNSBL): "site=filter*weight", listed once the weights
@@ -74,6 +86,12 @@ class Runtime:
     # Port 25 refuses mail whose envelope sender is a hosted address unless the client
     # logged in (only 465/587 offer that): nobody outside may pose as a local user.
     local_senders_need_auth: bool
+    auth_limits: AuthLimits
+    # The policy service (vmm/policy.py): Dovecot's auth policy over HTTP, Postfix's
+    # policy delegation for the submission limits.
+    policy_host: str
+    auth_policy_port: int
+    send_policy_port: int
 
     @classmethod
     def from_env(cls) -> Runtime:
@@ -106,6 +124,10 @@ class Runtime:
                                   .replace(",", " ").split()),
             dnsbl_sites=_dnsbl(env.get("VMM_DNSBL") or DEFAULT_DNSBL),
             local_senders_need_auth=_flag(env.get("VMM_LOCAL_SENDERS_NEED_AUTH", "yes")),
+            auth_limits=AuthLimits.from_env(),
+            policy_host=env.get("VMM_POLICY_HOST", "policy"),
+            auth_policy_port=int(env.get("VMM_AUTH_POLICY_PORT", "8400")),
+            send_policy_port=int(env.get("VMM_SEND_POLICY_PORT", "10031")),
         )
 
     def db_password(self, role: str) -> str:
@@ -132,6 +154,12 @@ def _dnsbl(text: str) -> str:
 
 def _flag(text: str) -> bool:
     return text.strip().lower() in ("yes", "true", "1", "on")
+
+
+def _positive_fields(defaults: object, prefix: str) -> dict[str, int]:
+    """Each field of a limits dataclass from ``PREFIX_FIELD`` in the environment."""
+    return {name: _positive(f"{prefix}{name.upper()}", os.environ.get(f"{prefix}{name.upper()}"), value)
+            for name, value in vars(defaults).items()}
 
 
 def _positive(name: str, text: str | None, default: int) -> int:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import grp
 import os
+import secrets
 import sys
 import time
 from dataclasses import dataclass
@@ -48,6 +49,8 @@ class PostfixContext:
     dnsbl_sites: str
     local_senders_need_auth: bool
     queue_minfree: int
+    policy_host: str
+    send_policy_port: int
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,9 @@ class DovecotContext:
     tls_key: str
     allow_weak_schemes: bool
     submission_host: str
+    policy_host: str
+    auth_policy_port: int
+    policy_nonce: str
     # Dovecot refuses a login name with any other character before a lookup: those of
     # an address vmm accepts (IDNA domains are ASCII), whatever the case.
     username_chars: str = (
@@ -111,12 +117,14 @@ def context_for(service: str, runtime: Runtime) -> Context:
             # Below this much free space in the queue (which shares its disk with
             # PostgreSQL) Postfix answers 452 and the sender retries; Postfix asks for at
             # least 1.5 times the message size limit.
-            queue_minfree=3 * runtime.smtp_limits.message_size, **common,  # type: ignore[arg-type]
+            queue_minfree=3 * runtime.smtp_limits.message_size, policy_host=runtime.policy_host,
+            send_policy_port=runtime.send_policy_port, **common,  # type: ignore[arg-type]
         )
     if service == "dovecot":
         return DovecotContext(
             allow_weak_schemes=runtime.allow_weak_schemes, submission_host=f"{runtime.postfix_host}:25",
-            **common,  # type: ignore[arg-type]
+            policy_host=runtime.policy_host, auth_policy_port=runtime.auth_policy_port,
+            policy_nonce=secrets.token_hex(16), **common,  # type: ignore[arg-type]
         )
     raise ValueError(f"no templates for service {service!r}")
 

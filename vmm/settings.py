@@ -52,6 +52,13 @@ def _min_password_length(text: str) -> int:
     return length
 
 
+def parse_positive(text: str) -> int:
+    value = parse_int(text)
+    if value <= 0:
+        raise InvalidValue(f"not a positive number: {text!r}")
+    return value
+
+
 def _only(allowed: str) -> Callable[[str], str]:
     """An option kept for vmm(1) compatibility whose value the stack fixes."""
 
@@ -99,6 +106,11 @@ _OPTIONS = [
            f"cost of BLF-CRYPT ({MIN_BLOWFISH_COST}-31)"),
     Option("misc.crypt_sha256_rounds", "5000", parse_int, "rounds of SHA256-CRYPT"),
     Option("misc.crypt_sha512_rounds", "5000", parse_int, "rounds of SHA512-CRYPT"),
+    # Not in vmm.cfg(5): what one login may send on 465/587 (vmm/policy.py).
+    Option("submission.messages_per_hour", "200", parse_positive,
+           "messages one login may send an hour; past it mail is deferred (4xx)"),
+    Option("submission.recipients_per_message", "100", parse_positive,
+           "recipients one message may have; past it they are deferred (4xx)"),
     Option("misc.password_scheme", "BLF-CRYPT", _password_scheme,
            "scheme of new password hashes (vmm lp); weak ones need VMM_ALLOW_WEAK_SCHEMES"),
 ]

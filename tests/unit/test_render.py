@@ -26,10 +26,12 @@ CONTEXTS: dict[str, render.Context] = {
     "postfix": render.PostfixContext(
         dovecot_host="dovecot", filter_host="rspamd", milter_port=11332, milter_default_action="tempfail",
         limits=SmtpLimits(), throttle_exempt=("10.1.2.0/26",), dnsbl_sites="bl.test=127.0.0.2*3",
-        local_senders_need_auth=True, queue_minfree=30_720_000, **COMMON,  # type: ignore[arg-type]
+        local_senders_need_auth=True, queue_minfree=30_720_000, policy_host="policy",
+        send_policy_port=10031, **COMMON,  # type: ignore[arg-type]
     ),
     "dovecot": render.DovecotContext(
-        allow_weak_schemes=False, submission_host="postfix:25", **COMMON,  # type: ignore[arg-type]
+        allow_weak_schemes=False, submission_host="postfix:25", policy_host="policy",
+        auth_policy_port=8400, policy_nonce="0123456789abcdef", **COMMON,  # type: ignore[arg-type]
     ),
     "rspamd": render.RspamdContext(11332, "/var/lib/vmm/dkim", ("192.0.2.53", "192.0.2.54:5353"), 2),
 }
