@@ -6,6 +6,7 @@ the run."""
 from __future__ import annotations
 
 import collections
+import imaplib
 import smtplib
 import ssl
 import subprocess
@@ -14,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Stack
+from tests.e2e.conftest import ROOT, Stack, mail_log, tls_context
 from tests.e2e.faults import Tally
 
 pytestmark = pytest.mark.faults
@@ -48,6 +49,57 @@ def test_postgres_outage_defers_then_delivers(mailboxes: Stack) -> None:
         _compose("start", "postgres")
     tally.retry_deferred(mailboxes)
     tally.settle(mailboxes)
+    tally.assert_clean()
+
+
+def _logins(stack: Stack, user: str) -> tuple[bool, bool]:
+    """(IMAP login, SMTP AUTH on 587) of ``user`` with the right password: let in?"""
+    try:
+        stack.imap_login(user, PW).logout()
+        imap = True
+    except imaplib.IMAP4.error:
+        imap = False
+    with stack.smtp(587) as client:
+        client.starttls(context=tls_context())
+        client.ehlo("client.example")
+        try:
+            smtp = client.login(user, PW)[0] == 235
+        except smtplib.SMTPAuthenticationError:
+            smtp = False
+    return imap, smtp
+
+
+def test_a_postgres_restart_or_outage_leaves_known_users_logging_in_and_receiving(
+    mailboxes: Stack,
+) -> None:
+    """Dovecot's pooled connections die with PostgreSQL: its first query after a restart
+    fails, and during an outage none answers. Known users (who logged in and received
+    mail before) must notice neither."""
+    tally = Tally("postgres restarted", RECIPIENTS)
+    tally.send(mailboxes, len(RECIPIENTS))
+    tally.settle(mailboxes)
+    assert all(_logins(mailboxes, user) == (True, True) for user in RECIPIENTS)
+    deferred_before = mail_log(mailboxes).count("status=deferred")
+    _compose("restart", "postgres")
+    # The very first login and the very first delivery after the restart.
+    assert _logins(mailboxes, RECIPIENTS[0]) == (True, True)
+    tally.send(mailboxes, BATCH // 2)
+    assert tally.deferred == []
+    tally.settle(mailboxes)
+    assert mail_log(mailboxes).count("status=deferred") == deferred_before  # none waited
+    _compose("stop", "postgres")
+    try:
+        assert _logins(mailboxes, RECIPIENTS[1]) == (True, True)
+        # A login Dovecot has not seen answers at once, and only "for now".
+        unknown = imaplib.IMAP4("127.0.0.1", mailboxes.port(143), timeout=30)
+        unknown.starttls(ssl_context=tls_context())
+        started = time.monotonic()
+        with pytest.raises(imaplib.IMAP4.error, match="UNAVAILABLE"):
+            unknown.login("nobody-yet@faults.example", PW)
+        assert time.monotonic() - started < 10
+        unknown.shutdown()
+    finally:
+        _compose("start", "postgres")
     tally.assert_clean()
 
 

@@ -173,6 +173,18 @@ def test_incoming_mail_carries_spf_dkim_and_dmarc_results(mail: Stack, tmp_path:
 
 
 
+def test_forged_verdict_headers_from_outside_are_replaced_by_the_stacks_own(mail: Stack) -> None:
+    forged = note("eve@sender.test", "bob@example.test").replace(b"\r\n\r\n", (
+        b"\r\nAuthentication-Results: mail.example.test; dkim=pass; spf=pass; dmarc=pass"
+        b"\r\nX-Spam-Status: No, score=-100.00\r\nX-Spamd-Bar: ---------\r\n\r\n"), 1)
+    mail.send("eve@sender.test", ["bob@example.test"], forged)
+    received = email.message_from_bytes(delivered(mail, "bob@example.test", forged))
+    for name in ("Authentication-Results", "X-Spam-Status", "X-Spamd-Bar"):
+        assert len(received.get_all(name) or []) <= 1, name
+    assert "dkim=pass" not in str(received["Authentication-Results"])
+    assert "-100.00" not in str(received["X-Spam-Status"])
+
+
 def test_the_senders_dmarc_policy_acts_on_mail_that_fails_it(mail: Stack) -> None:
     mail.publish("\n".join(record.zone_line() for record in [
         Record("forged.test.", "TXT", "v=spf1 ip4:192.0.2.1 -all"),
