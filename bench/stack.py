@@ -11,6 +11,8 @@ ROOT = Path(__file__).resolve().parents[1]
 # The running stack: `make up`'s (project vmm), or the one COMPOSE_PROJECT_NAME names.
 PROJECT = os.environ.get("COMPOSE_PROJECT_NAME", "vmm")
 NETWORK = f"{PROJECT}_default"
+# rspamd's network, which it shares with Postfix alone (compose.yaml).
+FILTER_NETWORK = f"{PROJECT}_filter"
 
 
 def run(*args: str, stdin: str | None = None, check: bool = True) -> str:

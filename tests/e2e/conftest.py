@@ -94,15 +94,17 @@ class Stack:
         assert port is not None, f"{service} does not publish {container_port}"
         return int(port)
 
-    def vmm(self, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-        """`docker compose run --rm vmm ...`, the way a postmaster runs it."""
+    def vmm(self, *args: str, stdin: str | None = None,
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+        """`docker compose run --rm vmm ...`, the way a postmaster runs it; ``env`` sets
+        compose variables (e.g. VMM_ALLOW_WEAK_SCHEMES) for this one command."""
         return subprocess.run(
             ["docker", "compose", "run", "--rm", "-T", "vmm", *args], cwd=ROOT, input=stdin,
-            capture_output=True, text=True, timeout=120, check=False,
+            capture_output=True, text=True, timeout=120, check=False, env={**os.environ, **(env or {})},
         )
 
-    def vmm_ok(self, *args: str, stdin: str | None = None) -> str:
-        result = self.vmm(*args, stdin=stdin)
+    def vmm_ok(self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> str:
+        result = self.vmm(*args, stdin=stdin, env=env)
         assert result.returncode == 0, f"vmm {' '.join(args)}: {result.stderr}"
         return result.stdout
 
