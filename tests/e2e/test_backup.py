@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.conftest import ROOT, Stack, compose_stack, message, tls_context, wait_until_delivered
+from tests.fixtures.crafted_backups import CRAFTED, with_member
 
 pytestmark = pytest.mark.e2e
 
@@ -75,6 +76,36 @@ def fill(stack: Stack) -> None:
         client.store("1", "+FLAGS", r"(\Answered)")
     finally:
         client.logout()
+
+
+def _mail_volume(stack: Stack) -> list[str]:
+    """Every path in the mail volume with its mode and owner, as Dovecot's container sees it."""
+    listing, _, code = stack.exec("dovecot", "find", "/srv/mail", "-printf", "%p %m %U\n")
+    assert code == 0
+    return sorted(listing.splitlines())
+
+
+def test_a_backup_file_is_private_and_a_crafted_archive_is_refused_whole(stack: Stack) -> None:
+    stack.add_account("dave@example.test", "Dave-password-4")
+    # Written by the command itself: readable by root alone, whatever the umask.
+    stack.vmm_ok("backup", "/srv/mail/private.tar.gz")
+    mode, _, _ = stack.exec("dovecot", "stat", "-c", "%a %U", "/srv/mail/private.tar.gz")
+    assert mode.split() == ["600", "root"]
+    archive = subprocess.run(
+        ["docker", "compose", "exec", "-T", "dovecot", "cat", "/srv/mail/private.tar.gz"],
+        cwd=ROOT, capture_output=True, check=True, timeout=60,
+    ).stdout
+    stack.exec("dovecot", "rm", "/srv/mail/private.tar.gz")
+    before = _mail_volume(stack)
+    for case in ("a name that climbs out", "a symlink to an absolute path", "a device"):
+        crafted = with_member(archive, CRAFTED[case], b"bad")
+        restored = subprocess.run(
+            ["docker", "compose", "run", "--rm", "-T", "vmm", "restore", "-", "--force"],
+            cwd=ROOT, input=crafted, capture_output=True, timeout=300, check=False,
+        )
+        assert restored.returncode == 3, (case, restored.stderr)
+        assert _mail_volume(stack) == before, case
+    stack.vmm_ok("userdelete", "dave@example.test", "--delete-directory")
 
 
 def test_a_backup_restores_into_a_new_stack(stack: Stack, tmp_path: Path) -> None:

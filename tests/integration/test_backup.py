@@ -5,15 +5,13 @@ replaced on request."""
 from __future__ import annotations
 
 import gzip
-import io
-import json
 import os
-import tarfile
 import tempfile
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.crafted_backups import CRAFTED, with_member
 from tests.integration.conftest import DUMP, Cli
 
 Files = dict[str, tuple[bytes, int, int, int]]
@@ -105,50 +103,13 @@ def test_the_archive_is_readable_by_its_owner_alone(cli: Cli, tmp_path: Path) ->
     assert archive.stat().st_mode & 0o777 == 0o600
 
 
-def _with_member(archive: bytes, member: tarfile.TarInfo, data: bytes = b"") -> bytes:
-    """``archive`` with ``member`` added among the trees, the trailer's count kept right."""
-    out = io.BytesIO()
-    with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as source, \
-            tarfile.open(fileobj=out, mode="w:gz") as crafted:
-        members = 0
-        for item in source.getmembers():
-            if item.name == "vmm-backup.end":
-                crafted.addfile(member, io.BytesIO(data) if member.isfile() else None)
-                trailer = json.dumps({"members": members + 1}).encode()
-                item.size = len(trailer)
-                crafted.addfile(item, io.BytesIO(trailer))
-            else:
-                crafted.addfile(item, source.extractfile(item) if item.isfile() else None)
-                members += 1
-    return out.getvalue()
-
-
-def _member(name: str, kind: bytes = tarfile.REGTYPE, mode: int = 0o644, link: str = "",
-            size: int = 0) -> tarfile.TarInfo:
-    member = tarfile.TarInfo(name)
-    member.type, member.mode, member.linkname, member.size = kind, mode, link, size
-    return member
-
-
-CRAFTED = {
-    "a name that climbs out": _member("mail/../../escaped.txt", size=3),
-    "an absolute name": _member("mail//tmp/escaped.txt", size=3),
-    "a symlink to an absolute path": _member("mail/passwd", tarfile.SYMTYPE, link="/etc/passwd"),
-    "a symlink that climbs out": _member("mail/up", tarfile.SYMTYPE, link="../../../escaped.txt"),
-    "a hard link out of its tree": _member("mail/key", tarfile.LNKTYPE, link="tls/key.pem"),
-    "a device": _member("mail/disk", tarfile.BLKTYPE),
-    "a pipe": _member("mail/fifo", tarfile.FIFOTYPE),
-    "a set-uid file": _member("mail/shell", mode=0o4755, size=3),
-}
-
-
 @pytest.mark.parametrize("case", sorted(CRAFTED))
 def test_a_crafted_archive_writes_nothing_and_changes_nothing(cli: Cli, tmp_path: Path, case: str) -> None:
     populate(cli)
     good = cli.run("backup", "-").stdout
     before = state(cli)
     outside = sorted(str(path) for path in cli.mail_root.parent.parent.rglob("*"))
-    crafted = _with_member(good, CRAFTED[case], b"bad")
+    crafted = with_member(good, CRAFTED[case], b"bad")
     result = cli.run("restore", "-", "--force", stdin=crafted)
     assert result.returncode == 3, result.stderr
     assert result.stderr.decode().count("\n") == 1 and "Traceback" not in result.stderr.decode()
