@@ -73,12 +73,17 @@ def test_a_postgres_restart_or_outage_leaves_known_users_logging_in_and_receivin
     mailboxes: Stack,
 ) -> None:
     """Dovecot's pooled connections die with PostgreSQL: its first query after a restart
-    fails, and during an outage none answers. Known users (who logged in and received
-    mail before) must notice neither."""
+    fails, and during an outage none answers. Users Dovecot has met (logged in, received
+    mail) must notice neither."""
     tally = Tally("postgres restarted", RECIPIENTS)
     tally.send(mailboxes, len(RECIPIENTS))
     tally.settle(mailboxes)
-    assert all(_logins(mailboxes, user) == (True, True) for user in RECIPIENTS)
+    # Dovecot meets each user once: after the earlier outage its first lookup of a user
+    # it has not seen since may still fail, temporarily (README "Security").
+    deadline = time.monotonic() + 30
+    while not all(_logins(mailboxes, user) == (True, True) for user in RECIPIENTS):
+        assert time.monotonic() < deadline, "the users do not log in"
+        time.sleep(1)
     deferred_before = mail_log(mailboxes).count("status=deferred")
     _compose("restart", "postgres")
     # The very first login and the very first delivery after the restart.
