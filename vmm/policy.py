@@ -27,13 +27,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import ip_address, ip_network
 
-from vmm import db
 from vmm.config import AuthLimits, Runtime
-from vmm.errors import VmmError
-from vmm.settings import Settings
 
 # Dovecot's own most: it waits at most 15 s between failures (auth penalty).
 MAX_DELAY = 15
@@ -175,67 +171,76 @@ class SendGuard:
         return "DUNNO"
 
 
-def _send_limits(settings: Settings) -> SendLimits:
-    return SendLimits(settings.number("submission.messages_per_hour"),
-                      settings.number("submission.recipients_per_message"))
-
-
 def _limits_from(runtime: Runtime) -> Callable[[], SendLimits]:
-    """The limits stored in the database, read at most once a minute; the last ones
-    read while it is unreachable (the settings' defaults before the first)."""
-    cached = _send_limits(Settings({}))
+    """The limits stored in the database, read at the first submission and then at most
+    every LIMITS_TTL; the last ones read while it is unreachable."""
+    cached: SendLimits | None = None
     read_at = -LIMITS_TTL
 
     def current() -> SendLimits:
+        # Imported here: psycopg and the settings (with the password libraries) double
+        # this process's memory, and an idle stack has no submission to count.
+        from vmm import db
+        from vmm.errors import VmmError
+        from vmm.settings import Settings
+
         nonlocal cached, read_at
-        if time.monotonic() - read_at >= LIMITS_TTL:
+        if cached is None or time.monotonic() - read_at >= LIMITS_TTL:
             read_at = time.monotonic()
+            stored: dict[str, str] = {}
             try:
                 with db.connect(runtime, role="postfix") as conn, db.transaction(conn):
                     rows = conn.execute("SELECT name, value FROM postfix_submission_settings()").fetchall()
+                stored = {str(name): str(value) for name, value in rows}
             except VmmError as exc:
                 print(f"policy: keeping the last submission limits: {exc}", flush=True)
-            else:
-                cached = _send_limits(Settings({str(name): str(value) for name, value in rows}))
+                if cached is not None:
+                    return cached
+            settings = Settings(stored)
+            cached = SendLimits(settings.number("submission.messages_per_hour"),
+                                settings.number("submission.recipients_per_message"))
         return cached
 
     return current
 
 
-def _auth_handler(guard: LoginGuard) -> type[BaseHTTPRequestHandler]:
-    class AuthPolicy(BaseHTTPRequestHandler):
-        # Dovecot keeps its connections open between requests.
-        protocol_version = "HTTP/1.1"
+def _auth_handler(guard: LoginGuard) -> type[socketserver.StreamRequestHandler]:
+    class AuthPolicy(socketserver.StreamRequestHandler):
+        """Dovecot's requests: ``POST /?command=allow|report`` with a JSON body, on a
+        kept-alive HTTP/1.1 connection; a GET is the healthcheck (vmm-health http).
+        Python's http.server would serve the same with a third more memory (the email
+        package), for a protocol this small."""
 
-        def do_GET(self) -> None:
-            self._answer(200, {"status": 0})  # the healthcheck (vmm-health http)
+        def handle(self) -> None:
+            while request_line := self.rfile.readline():
+                method, _, rest = request_line.decode("latin-1").partition(" ")
+                headers = {}
+                while line := self.rfile.readline().decode("latin-1").strip():
+                    name, _, value = line.partition(":")
+                    headers[name.strip().lower()] = value.strip()
+                if headers.get("expect", "").lower() == "100-continue":
+                    self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                body = self.rfile.read(int(headers.get("content-length", "0") or 0))
+                data = json.dumps(self._answer(method, rest.rpartition(" ")[0], body)).encode()
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                                 b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+                self.wfile.flush()
+                if headers.get("connection", "").lower() == "close":
+                    return
 
-        def do_POST(self) -> None:
-            command = self.path.partition("command=")[2].partition("&")[0]
-            length = int(self.headers.get("Content-Length", "0"))
+        def _answer(self, method: str, path: str, body: bytes) -> dict[str, object]:
+            if method != "POST":
+                return {"status": 0}
             try:
-                request = json.loads(self.rfile.read(length) or b"{}")
+                request = json.loads(body or b"{}")
             except ValueError:
-                self._answer(400, {"status": 0, "msg": "not JSON"})
-                return
+                return {"status": 0, "msg": "not JSON"}
             remote, login = str(request.get("remote", "")), str(request.get("login", ""))
-            if command == "report":
+            if path.partition("command=")[2].partition("&")[0] == "report":
                 guard.report(remote, login, bool(request.get("success")), bool(request.get("policy_reject")))
-                self._answer(200, {"status": 0})
-            else:
-                status, message = guard.allow(remote, login)
-                self._answer(200, {"status": status, "msg": message})
-
-        def _answer(self, code: int, body: dict[str, object]) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        def log_message(self, format: str, *args: object) -> None:
-            pass  # one line per login would double Dovecot's own
+                return {"status": 0}
+            status, message = guard.allow(remote, login)
+            return {"status": status, "msg": message}
 
     return AuthPolicy
 
@@ -273,8 +278,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     runtime = Runtime.from_env()
     logins = LoginGuard(runtime.auth_limits, runtime.throttle_exempt)
-    auth = ThreadingHTTPServer(("", runtime.auth_policy_port), _auth_handler(logins))
-    auth.daemon_threads = True
+    auth = _Server(("", runtime.auth_policy_port), _auth_handler(logins))
     send = _Server(("", runtime.send_policy_port), _send_handler(SendGuard(_limits_from(runtime))))
     threading.Thread(target=send.serve_forever, daemon=True).start()
     print(f"policy: logins on :{runtime.auth_policy_port}, submission on :{runtime.send_policy_port}",

@@ -452,7 +452,8 @@ def test_a_logged_in_user_cannot_put_a_colleagues_address_in_from(accounts: Stac
 def test_port_25_refuses_hosted_senders_without_a_login(accounts: Stack, sender: str) -> None:
     with accounts.smtp() as client:
         client.mail(sender)
-        code, reply = client.rcpt("bob@secure.example")
+        assert client.rcpt("bob@secure.example")[0] == 250
+        code, reply = client.docmd("DATA")
     assert code == 554 and b"log in on port 465 or 587" in reply, reply
 
 
