@@ -18,7 +18,7 @@ from vmm import accounts, domains, passwords
 from vmm.addresses import EmailAddress
 from vmm.cli.app import app, session
 from vmm.cli.provision import create_maildir
-from vmm.errors import AlreadyExists, InvalidValue, NotFound
+from vmm.errors import AlreadyExists, InvalidValue, NotFound, PasswordError
 
 
 def _read(stream: TextIO, kind: str) -> list[tuple[str, str]]:
@@ -87,7 +87,10 @@ def import_(
             elif not secret:
                 raise InvalidValue(f"empty password for {parsed[index]}")
             else:
-                policy.check_length(secret)
+                try:
+                    policy.check_length(secret)
+                except PasswordError as exc:
+                    raise PasswordError(f"{parsed[index]}: {exc}") from None
                 plain.append(index)
         started = time.monotonic()
         workers = len(os.sched_getaffinity(0))  # a process a core this container may use
