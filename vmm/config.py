@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vmm.errors import DatabaseError, InvalidValue
+from vmm.limits import parse_at_least
 
 
 @dataclass(frozen=True)
@@ -158,20 +159,12 @@ def _flag(text: str) -> bool:
 
 def _positive_fields(defaults: object, prefix: str) -> dict[str, int]:
     """Each field of a limits dataclass from ``PREFIX_FIELD`` in the environment."""
-    return {name: _positive(f"{prefix}{name.upper()}", os.environ.get(f"{prefix}{name.upper()}"), value)
-            for name, value in vars(defaults).items()}
-
-
-def _positive(name: str, text: str | None, default: int) -> int:
-    if not text:
-        return default
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise InvalidValue(f"{name} must be a positive whole number, not {text!r}")
-    return value
+    fields = {}
+    for name, default in vars(defaults).items():
+        variable = f"{prefix}{name.upper()}"
+        text = os.environ.get(variable)
+        fields[name] = parse_at_least(text, 1, variable) if text else default
+    return fields
 
 
 def _network(text: str) -> str:

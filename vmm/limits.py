@@ -39,6 +39,17 @@ def parse_messages(text: str) -> int:
     return value
 
 
+def parse_at_least(text: str, minimum: int, what: str = "the value") -> int:
+    """A whole number of at least ``minimum``: a limit, a count, a length."""
+    try:
+        value = int(text.strip(), 10)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise InvalidValue(f"{what} must be a whole number of at least {minimum}, not {text!r}")
+    return value
+
+
 def parse_transport(text: str) -> str:
     valid = _TRANSPORT.fullmatch(text) or _TEXT_TRANSPORT.fullmatch(text)
     if not valid or len(text) > 255:

@@ -13,7 +13,7 @@ Two protocols, one process, so that every count lives in one place:
   the answer is temporary (4xx), so that the mail client keeps the message.
 
 The counts are kept in memory: a restart forgets them, which errs on the side of the
-users. Limits are read from PostgreSQL through ``postfix_submission_limits()``.
+users. Limits are read from PostgreSQL through ``postfix_submission_settings()``.
 """
 
 from __future__ import annotations
@@ -50,17 +50,15 @@ class Window:
         events = self._prune(key, now)
         if key not in self._events:
             if len(self._events) >= self.max_keys:
-                self._forget_oldest()
+                # The key inserted longest ago (dicts keep insertion order): O(1), where
+                # an attack from many addresses fills the table.
+                del self._events[next(iter(self._events))]
             self._events[key] = events
         events.append(now)
         return len(events)
 
     def count(self, key: str, now: float) -> int:
         return len(self._prune(key, now))
-
-    def last(self, key: str) -> float:
-        events = self._events.get(key)
-        return events[-1] if events else 0.0
 
     def clear(self, key: str) -> None:
         self._events.pop(key, None)
@@ -72,10 +70,6 @@ class Window:
         if not events:
             self._events.pop(key, None)
         return events
-
-    def _forget_oldest(self) -> None:
-        oldest = min(self._events, key=self.last)
-        del self._events[oldest]
 
 
 @dataclass
@@ -89,6 +83,7 @@ class LoginGuard:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
+        self._exempt_networks = [ip_network(net) for net in self.exempt]  # parsed once, not per login
         self._by_address = Window(self.limits.window)
         self._by_login = Window(self.limits.window)
         self._banned_until: dict[str, float] = {}
@@ -129,7 +124,7 @@ class LoginGuard:
             address = ip_address(remote)
         except ValueError:
             return False
-        return address.is_loopback or any(address in ip_network(net) for net in self.exempt)
+        return address.is_loopback or any(address in network for network in self._exempt_networks)
 
 
 @dataclass(frozen=True)

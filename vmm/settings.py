@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from vmm.config import Runtime
 from vmm.db import Connection
 from vmm.errors import InvalidValue, NotFound
-from vmm.limits import parse_storage, parse_text, parse_transport
+from vmm.limits import parse_at_least, parse_storage, parse_text, parse_transport
 from vmm.passwords import MIN_BLOWFISH_COST, Policy, Rounds, writable_scheme
 
 _TRUE = {"1", "yes", "true", "on"}
@@ -45,18 +45,8 @@ def _blowfish_cost(text: str) -> int:
     return Rounds(blowfish=parse_int(text)).blowfish
 
 
-def _min_password_length(text: str) -> int:
-    length = parse_int(text)
-    if length < 8:
-        raise InvalidValue("account.min_password_length must be at least 8")
-    return length
-
-
-def parse_positive(text: str) -> int:
-    value = parse_int(text)
-    if value <= 0:
-        raise InvalidValue(f"not a positive number: {text!r}")
-    return value
+def _at_least(minimum: int) -> Callable[[str], int]:
+    return lambda text: parse_at_least(text, minimum)
 
 
 def _only(allowed: str) -> Callable[[str], str]:
@@ -82,7 +72,7 @@ _OPTIONS = [
     Option("account.delete_directory", "false", parse_bool, "delete the home directory with the account"),
     Option("account.directory_mode", "448", parse_int, "mode of an account's directories (decimal)"),
     Option("account.disk_usage", "false", parse_bool, "always show the disk usage in userinfo"),
-    Option("account.min_password_length", "12", _min_password_length,
+    Option("account.min_password_length", "12", _at_least(8),
            "shortest password a person may choose (>= 8)"),
     Option("account.password_length", "16", parse_int, "length of generated passwords (>= 8)"),
     Option("account.random_password", "false", parse_bool, "generate a password when none is given"),
@@ -107,9 +97,9 @@ _OPTIONS = [
     Option("misc.crypt_sha256_rounds", "5000", parse_int, "rounds of SHA256-CRYPT"),
     Option("misc.crypt_sha512_rounds", "5000", parse_int, "rounds of SHA512-CRYPT"),
     # Not in vmm.cfg(5): what one login may send on 465/587 (vmm/policy.py).
-    Option("submission.messages_per_hour", "200", parse_positive,
+    Option("submission.messages_per_hour", "200", _at_least(1),
            "messages one login may send an hour; past it mail is deferred (4xx)"),
-    Option("submission.recipients_per_message", "100", parse_positive,
+    Option("submission.recipients_per_message", "100", _at_least(1),
            "recipients one message may have; past it they are deferred (4xx)"),
     Option("misc.password_scheme", "BLF-CRYPT", _password_scheme,
            "scheme of new password hashes (vmm lp); weak ones need VMM_ALLOW_WEAK_SCHEMES"),
