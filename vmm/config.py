@@ -63,6 +63,9 @@ class Runtime:
     db_port: int
     db_name: str
     db_user: str
+    # PgBouncer, Dovecot's way to PostgreSQL (images/pgbouncer).
+    db_pool_host: str
+    db_pool_port: int
     dovecot_host: str
     postfix_host: str
     lmtp_port: int
@@ -105,6 +108,8 @@ class Runtime:
             db_port=int(env.get("VMM_DB_PORT", "5432")),
             db_name=env.get("VMM_DB_NAME", "mailsys"),
             db_user=env.get("VMM_DB_USER", "vmm"),
+            db_pool_host=env.get("VMM_DB_POOL_HOST", "pgbouncer"),
+            db_pool_port=int(env.get("VMM_DB_POOL_PORT", "6432")),
             dovecot_host=env.get("VMM_DOVECOT_HOST", "dovecot"),
             postfix_host=env.get("VMM_POSTFIX_HOST", "postfix"),
             lmtp_port=int(env.get("VMM_LMTP_PORT", "24")),

@@ -57,7 +57,9 @@ class PostfixContext:
 class DovecotContext:
     hostname: str
     domain: str
+    # PgBouncer's (images/pgbouncer), Dovecot's way to PostgreSQL.
     db_host: str
+    db_port: int
     db_name: str
     db_password: str
     lmtp_port: int
@@ -87,7 +89,21 @@ class RspamdContext:
     scan_processes: int
 
 
-Context = PostgresContext | PostfixContext | DovecotContext | RspamdContext
+@dataclass(frozen=True)
+class PgbouncerContext:
+    db_host: str
+    db_port: int
+    db_name: str
+    # Dovecot's: the one role that connects through PgBouncer.
+    db_password: str
+    listen_port: int
+    conf_dir: str
+
+
+Context = PostgresContext | PostfixContext | DovecotContext | RspamdContext | PgbouncerContext
+
+# Where PgBouncer's entrypoint keeps what it renders and its TLS key pair (a tmpfs).
+PGBOUNCER_DIR = "/run/pgbouncer"
 
 MILTER_ACTIONS = {"defer": "tempfail", "pass": "accept"}
 
@@ -100,6 +116,10 @@ def context_for(service: str, runtime: Runtime) -> Context:
         # serialises every message's scan on a single core under load.
         return RspamdContext(runtime.milter_port, str(runtime.dkim_dir), runtime.dns_servers,
                              len(os.sched_getaffinity(0)))
+    if service == "pgbouncer":
+        return PgbouncerContext(runtime.db_host, runtime.db_port, runtime.db_name,
+                                runtime.db_password("dovecot"), runtime.db_pool_port,
+                                PGBOUNCER_DIR)
     common = {
         "hostname": runtime.hostname, "domain": runtime.domain, "db_host": runtime.db_host,
         "db_name": runtime.db_name, "db_password": runtime.db_password(service),
@@ -124,7 +144,8 @@ def context_for(service: str, runtime: Runtime) -> Context:
         return DovecotContext(
             allow_weak_schemes=runtime.allow_weak_schemes, submission_host=f"{runtime.postfix_host}:25",
             policy_host=runtime.policy_host, auth_policy_port=runtime.auth_policy_port,
-            policy_nonce=secrets.token_hex(16), **common,  # type: ignore[arg-type]
+            policy_nonce=secrets.token_hex(16),
+            **common | {"db_host": runtime.db_pool_host, "db_port": runtime.db_pool_port},  # type: ignore[arg-type]
         )
     raise ValueError(f"no templates for service {service!r}")
 

@@ -337,6 +337,7 @@ def test_daemons_drop_root(accounts: Stack) -> None:
     assert rooted <= {"dovecot", "config", "log", "anvil", "lmtp", "quota-status"}, rooted
     postgres = _process_owners(accounts, "postgres")
     assert postgres["postgres"] == {"postgres"}
+    assert _process_owners(accounts, "pgbouncer")["pgbouncer"] == {"postgres"}
     del smtp
 
 
@@ -555,17 +556,18 @@ def _addresses(stack: Stack, service: str) -> list[str]:
 
 
 def test_rspamd_reaches_neither_postgres_nor_dovecots_auth_lmtp_or_quota_service(accounts: Stack) -> None:
-    internal = [("postgres", 5432), ("dovecot", 24), ("dovecot", 12345), ("dovecot", 12340)]
+    internal = [("postgres", 5432), ("pgbouncer", 6432), ("dovecot", 24), ("dovecot", 12345),
+                ("dovecot", 12340)]
     targets = [f"{service}:{port}" for service, port in internal]
     targets += [f"{address}:{port}" for service, port in internal
                 for address in _addresses(accounts, service)]
-    assert len(targets) >= 8
+    assert len(targets) >= 10
     opened, stderr, code = accounts.exec("rspamd", "python3", "-c", CONNECT, *targets)
     assert code == 0, stderr
     assert opened.split() == []
     # The same probe does reach them from Postfix, which needs them: the probe works.
-    opened, _, _ = accounts.exec("postfix", "python3", "-c", CONNECT, *targets[:4])
-    assert opened.split() == targets[:4]
+    opened, _, _ = accounts.exec("postfix", "python3", "-c", CONNECT, *targets[:5])
+    assert opened.split() == targets[:5]
 
 
 def test_postgres_takes_only_encrypted_logins(accounts: Stack) -> None:
@@ -579,7 +581,7 @@ def test_postgres_takes_only_encrypted_logins(accounts: Stack) -> None:
 
 # Hardened containers --------------------------------------------------------------------
 
-DAEMONS = ["postgres", "rspamd", "postfix", "dovecot"]
+DAEMONS = ["postgres", "pgbouncer", "rspamd", "postfix", "dovecot", "policy"]
 
 
 @pytest.mark.parametrize("service", DAEMONS)

@@ -31,8 +31,10 @@ CONTEXTS: dict[str, render.Context] = {
     ),
     "dovecot": render.DovecotContext(
         allow_weak_schemes=False, submission_host="postfix:25", policy_host="policy",
-        auth_policy_port=8400, policy_nonce="0123456789abcdef", **COMMON,  # type: ignore[arg-type]
+        auth_policy_port=8400, policy_nonce="0123456789abcdef",
+        **COMMON | {"db_host": "pgbouncer", "db_port": 6432},  # type: ignore[arg-type]
     ),
+    "pgbouncer": render.PgbouncerContext("postgres", 5432, "mailsys", "s3cret", 6432, "/run/pgbouncer"),
     "rspamd": render.RspamdContext(11332, "/var/lib/vmm/dkim", ("192.0.2.53", "192.0.2.54:5353"), 2),
 }
 
