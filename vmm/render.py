@@ -102,8 +102,8 @@ class PgbouncerContext:
 
 Context = PostgresContext | PostfixContext | DovecotContext | RspamdContext | PgbouncerContext
 
-# Where PgBouncer's entrypoint keeps what it renders and its TLS key pair (a tmpfs).
-PGBOUNCER_DIR = "/run/pgbouncer"
+# Where PgBouncer's entrypoint renders and keeps its TLS key pair.
+PGBOUNCER_DIR = "/etc/pgbouncer"
 
 MILTER_ACTIONS = {"defer": "tempfail", "pass": "accept"}
 

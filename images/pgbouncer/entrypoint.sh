@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Render the configuration (it holds Dovecot's database password), make a TLS key pair
-# for Dovecot's connections on the first start of this container, run PgBouncer in the
-# foreground as postgres.
+# Render the configuration (it holds Dovecot's database password) and, once per
+# container, a TLS key pair for Dovecot's connections; run PgBouncer in the foreground
+# as postgres.
 set -euo pipefail
-conf=/run/pgbouncer  # a tmpfs (compose.yaml)
+conf=/etc/pgbouncer
 vmm-render pgbouncer "$conf" postgres
 if [ ! -s "$conf/client.key" ]; then
     (umask 077; openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 3650 \

@@ -3,8 +3,6 @@
 # volume, create roles and database; the TLS key pair once. Every start: render configs,
 # exec postgres.
 set -euo pipefail
-# The socket directory: a tmpfs (compose.yaml), the root filesystem is read-only.
-install -d -o postgres -g postgres -m 2775 /run/postgresql
 
 # One directory per role: each service mounts only its own (compose volume subpath).
 secrets=/run/vmm-secrets

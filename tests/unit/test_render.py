@@ -34,7 +34,7 @@ CONTEXTS: dict[str, render.Context] = {
         auth_policy_port=8400, policy_nonce="0123456789abcdef",
         **COMMON | {"db_host": "pgbouncer", "db_port": 6432},  # type: ignore[arg-type]
     ),
-    "pgbouncer": render.PgbouncerContext("postgres", 5432, "mailsys", "s3cret", 6432, "/run/pgbouncer"),
+    "pgbouncer": render.PgbouncerContext("postgres", 5432, "mailsys", "s3cret", 6432, "/etc/pgbouncer"),
     "rspamd": render.RspamdContext(11332, "/var/lib/vmm/dkim", ("192.0.2.53", "192.0.2.54:5353"), 2),
 }
 
