@@ -24,7 +24,7 @@ from bench.stack import PROJECT, ROOT, compose, run, vmm, wait_healthy
 
 RESULTS = ROOT / "bench" / "results"
 IMAGES = ["vmm-postgres", "vmm-postfix", "vmm-dovecot", "vmm-rspamd", "vmm-policy", "vmm-pgbouncer",
-          "vmm-cli"]
+          "vmm-valkey", "vmm-cli"]
 PASSWORD = "bench-password"  # noqa: S105 (the bench accounts' throwaway password)
 
 

@@ -77,6 +77,10 @@ class Runtime:
     allow_weak_schemes: bool
     filter_host: str
     milter_port: int
+    # Valkey (images/valkey), rspamd's store for Bayes, greylisting and its history.
+    cache_server: str
+    # How long rspamd's greylisting makes a new (sender, recipient, client) wait, seconds.
+    greylist_delay: int
     # The DNS servers rspamd asks ("ip" or "ip:port"); empty: the container's resolver.
     dns_servers: tuple[str, ...]
     # What Postfix does with mail while the filter is unreachable: "defer" (4xx, the
@@ -123,6 +127,8 @@ class Runtime:
             filter_host=env.get("VMM_FILTER_HOST", "rspamd"),
             dns_servers=tuple(env.get("VMM_DNS_RESOLVER", "").replace(",", " ").split()),
             milter_port=int(env.get("VMM_MILTER_PORT", "11332")),
+            cache_server=env.get("VMM_CACHE_SERVER", "valkey:6379"),
+            greylist_delay=parse_at_least(env.get("VMM_GREYLIST_DELAY") or "300", 1, "VMM_GREYLIST_DELAY"),
             filter_failure=_one_of("VMM_FILTER_FAILURE", env.get("VMM_FILTER_FAILURE") or "defer",
                                    ("defer", "pass")),
             smtp_limits=SmtpLimits.from_env(),

@@ -87,6 +87,9 @@ class RspamdContext:
     dkim_dir: str
     dns_servers: tuple[str, ...]
     scan_processes: int
+    cache_server: str
+    greylist_delay: int
+    greylist_exempt: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,8 @@ def context_for(service: str, runtime: Runtime) -> Context:
         # One scanning process a core this container may use: rspamd's default of one
         # serialises every message's scan on a single core under load.
         return RspamdContext(runtime.milter_port, str(runtime.dkim_dir), runtime.dns_servers,
-                             len(os.sched_getaffinity(0)))
+                             len(os.sched_getaffinity(0)), runtime.cache_server, runtime.greylist_delay,
+                             runtime.throttle_exempt)
     if service == "pgbouncer":
         return PgbouncerContext(runtime.db_host, runtime.db_port, runtime.db_name,
                                 runtime.db_password("dovecot"), runtime.db_pool_port,

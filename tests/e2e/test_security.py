@@ -570,6 +570,16 @@ def test_rspamd_reaches_neither_postgres_nor_dovecots_auth_lmtp_or_quota_service
     assert opened.split() == targets[:5]
 
 
+def test_only_rspamd_reaches_valkey(accounts: Stack) -> None:
+    targets = ["valkey:6379", *(f"{address}:6379" for address in _addresses(accounts, "valkey"))]
+    for service in ("postfix", "dovecot", "policy"):
+        opened, stderr, code = accounts.exec(service, "python3", "-c", CONNECT, *targets)
+        assert code == 0, stderr
+        assert opened.split() == [], service
+    opened, _, _ = accounts.exec("rspamd", "python3", "-c", CONNECT, *targets)
+    assert opened.split() == targets
+
+
 def test_postgres_takes_only_encrypted_logins(accounts: Stack) -> None:
     login = 'PGPASSWORD="$(cat /run/vmm-secrets/vmm/password)" psql -h 127.0.0.1 -U vmm -d mailsys -Atc "$0"'
     own_connection = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()"
@@ -581,7 +591,7 @@ def test_postgres_takes_only_encrypted_logins(accounts: Stack) -> None:
 
 # Hardened containers --------------------------------------------------------------------
 
-DAEMONS = ["postgres", "pgbouncer", "rspamd", "postfix", "dovecot", "policy"]
+DAEMONS = ["postgres", "pgbouncer", "valkey", "rspamd", "postfix", "dovecot", "policy"]
 
 
 @pytest.mark.parametrize("service", DAEMONS)

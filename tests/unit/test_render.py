@@ -1,6 +1,7 @@
 """Every config template renders with a typed context (golden files), and a missing
 value fails instead of rendering as an empty string."""
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -35,7 +36,8 @@ CONTEXTS: dict[str, render.Context] = {
         **COMMON | {"db_host": "pgbouncer", "db_port": 6432},  # type: ignore[arg-type]
     ),
     "pgbouncer": render.PgbouncerContext("postgres", 5432, "mailsys", "s3cret", 6432, "/etc/pgbouncer"),
-    "rspamd": render.RspamdContext(11332, "/var/lib/vmm/dkim", ("192.0.2.53", "192.0.2.54:5353"), 2),
+    "rspamd": render.RspamdContext(11332, "/var/lib/vmm/dkim", ("192.0.2.53", "192.0.2.54:5353"), 2,
+                                    "valkey:6379", 300, ("10.1.2.0/26",)),
 }
 
 
@@ -96,5 +98,7 @@ def test_an_unknown_filter_failure_setting_is_refused(monkeypatch: pytest.Monkey
 
 
 def test_rspamd_without_a_resolver_uses_the_containers_own(tmp_path: Path) -> None:
-    render.render("rspamd", render.RspamdContext(11332, "/var/lib/vmm/dkim", (), 2), tmp_path, TEMPLATES)
+    rspamd = CONTEXTS["rspamd"]
+    assert isinstance(rspamd, render.RspamdContext)
+    render.render("rspamd", dataclasses.replace(rspamd, dns_servers=()), tmp_path, TEMPLATES)
     assert "nameserver" not in (tmp_path / "override.d" / "options.inc").read_text()
