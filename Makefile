@@ -8,7 +8,7 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 export TESTCONTAINERS_RYUK_DISABLED := true
 
-.PHONY: help docker images test-images up down test unit faults bench lint clean
+.PHONY: help docker images test-images up down test unit integration e2e faults bench lint clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,12 @@ test: images test-images $(VENV)/.installed ## Run the whole suite: lint, unit, 
 
 unit: $(VENV)/.installed ## Only the unit tests (no Docker needed)
 	@$(PYTHON) -m pytest tests/unit
+
+integration: images $(VENV)/.installed ## Only the integration tests (the CLI against PostgreSQL)
+	@$(PYTHON) -m pytest tests/integration
+
+e2e: images test-images $(VENV)/.installed ## Only the end-to-end tests (whole stacks, faults included)
+	@$(PYTHON) -m pytest tests/e2e
 
 # The test stacks' own DNS (tests/e2e/dns.yaml).
 test-images: docker

@@ -18,8 +18,6 @@ import pytest
 from tests.e2e.conftest import Stack, message, tls_context, wait_for_log
 from vmm.config import SmtpLimits
 
-pytestmark = pytest.mark.e2e
-
 PW = "Abuse-test-pw-1"
 
 # One RCPT to a hosted account on port 25: prints the reply code and text.

@@ -16,8 +16,7 @@ import pytest
 
 from tests.e2e.conftest import ROOT, Stack, compose_stack, message, tls_context, wait_until_delivered
 from tests.fixtures.crafted_backups import CRAFTED, with_member
-
-pytestmark = pytest.mark.e2e
+from vmm.errors import ExitCode
 
 USERS = {"alice@example.test": "Alice-password-1", "bob@example.test": "Bob-password-2",
          "carol@example.test": "Carol-password-3"}
@@ -103,7 +102,7 @@ def test_a_backup_file_is_private_and_a_crafted_archive_is_refused_whole(stack: 
             ["docker", "compose", "run", "--rm", "-T", "vmm", "restore", "-", "--force"],
             cwd=ROOT, input=crafted, capture_output=True, timeout=300, check=False,
         )
-        assert restored.returncode == 3, (case, restored.stderr)
+        assert restored.returncode == ExitCode.INVALID, (case, restored.stderr)
         assert _mail_volume(stack) == before, case
     stack.vmm_ok("userdelete", "dave@example.test", "--delete-directory")
 

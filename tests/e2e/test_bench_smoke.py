@@ -10,11 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.e2e.conftest import ROOT, Stack
-
-pytestmark = pytest.mark.e2e
 
 
 def test_the_benchmark_runs_every_measurement(stack: Stack, tmp_path: Path) -> None:

@@ -22,8 +22,6 @@ import pytest
 from tests.e2e.conftest import ROOT, Stack, wait_for_log, wait_until_delivered
 from vmm.dnsrecords import Record
 
-pytestmark = pytest.mark.e2e
-
 PASSWORD = "Filter-pass-1"
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
@@ -83,7 +81,6 @@ def signature(raw: bytes) -> dict[str, str]:
     value = header(raw, "DKIM-Signature")
     assert value is not None, "no DKIM-Signature"
     return dict(tag.strip().split("=", 1) for tag in value.split(";") if "=" in tag)
-    return dict(tag.strip().split("=", 1) for tag in header.split(";") if "=" in tag)
 
 
 def test_mail_submitted_on_587_is_signed_with_the_published_key(mail: Stack) -> None:

@@ -12,8 +12,6 @@ import pytest
 
 from tests.e2e.conftest import Stack, wait_until_delivered
 
-pytestmark = pytest.mark.e2e
-
 PASSWORD = "Sieve-pass-1"
 SCRIPT = """require ["fileinto", "mailbox", "vacation"];
 if header :contains "subject" "[lists]" {

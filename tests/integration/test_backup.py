@@ -13,6 +13,7 @@ import pytest
 
 from tests.fixtures.crafted_backups import CRAFTED, with_member
 from tests.integration.conftest import DUMP, Cli
+from vmm.errors import ExitCode
 
 Files = dict[str, tuple[bytes, int, int, int]]
 
@@ -62,7 +63,7 @@ def test_restore_brings_back_exactly_what_was_backed_up(cli: Cli, tmp_path: Path
     cli.ok("dkimrotate", "example.org")
 
     refused = cli("restore", str(archive))
-    assert refused.returncode == 6 and "--force" in refused.stderr
+    assert refused.returncode == ExitCode.CONFLICT and "--force" in refused.stderr
     cli.ok("restore", str(archive), "--force")
     assert state(cli) == before
     # New accounts get fresh uids after the restored ones.
@@ -90,7 +91,7 @@ def test_a_damaged_archive_changes_nothing(cli: Cli, tmp_path: Path) -> None:
     before = state(cli)
     for damaged in (dumped[: len(dumped) // 2], b"not an archive", b""):
         result = cli.run("restore", "-", "--force", stdin=damaged)
-        assert result.returncode == 3, result.stderr
+        assert result.returncode == ExitCode.INVALID, result.stderr
         assert result.stderr.decode().count("\n") == 1, result.stderr
         assert state(cli) == before
 
@@ -111,7 +112,7 @@ def test_a_crafted_archive_writes_nothing_and_changes_nothing(cli: Cli, tmp_path
     outside = sorted(str(path) for path in cli.mail_root.parent.parent.rglob("*"))
     crafted = with_member(good, CRAFTED[case], b"bad")
     result = cli.run("restore", "-", "--force", stdin=crafted)
-    assert result.returncode == 3, result.stderr
+    assert result.returncode == ExitCode.INVALID, result.stderr
     assert result.stderr.decode().count("\n") == 1 and "Traceback" not in result.stderr.decode()
     assert state(cli) == before
     assert sorted(str(path) for path in cli.mail_root.parent.parent.rglob("*")) == outside

@@ -11,6 +11,7 @@ import dns.rdatatype
 import dns.zone
 
 from tests.integration.conftest import Cli
+from vmm.errors import ExitCode
 
 
 def dkim_dir(cli: Cli) -> Path:
@@ -77,9 +78,9 @@ def test_dkim_commands_refuse_unknown_and_alias_domains(cli: Cli) -> None:
     cli.ok("aliasdomainadd", "alias.example", "example.org")
     for command in ("dkiminfo", "dkimrotate", "dnsrecords"):
         unknown = cli(command, "nowhere.example")
-        assert unknown.returncode == 4 and unknown.stderr.count("\n") == 1, unknown.stderr
+        assert unknown.returncode == ExitCode.NOT_FOUND and unknown.stderr.count("\n") == 1, unknown.stderr
         assert cli(command, "alias.example").returncode != 0
-    assert cli("dnsrecords", "example.org", "--address", "not-an-ip").returncode == 3
+    assert cli("dnsrecords", "example.org", "--address", "not-an-ip").returncode == ExitCode.INVALID
 
 
 def test_dnsrecords_prints_a_zone_a_dns_library_loads(cli: Cli) -> None:
