@@ -61,8 +61,9 @@ bench: images test-images $(VENV)/.installed ## Benchmarks against same-run refe
 	@$(BENCH_ENV) $(COMPOSE) up -d --wait --remove-orphans
 	@$(BENCH_ENV) $(PYTHON) -m bench; rc=$$?; $(BENCH_ENV) $(COMPOSE) down -v >/dev/null 2>&1; exit $$rc
 
-lint: $(VENV)/.installed ## ruff, mypy --strict and shellcheck
+lint: $(VENV)/.installed ## ruff (lint and format), mypy --strict and shellcheck
 	@$(VENV)/bin/ruff check vmm tests bench
+	@$(VENV)/bin/ruff format --check --quiet vmm tests bench
 	@$(VENV)/bin/mypy vmm tests bench
 	@$(VENV)/bin/shellcheck --severity=warning images/*/entrypoint.sh images/base/vmm-health \
 		images/base/vmm-render scripts/*.sh .ci/run

@@ -23,8 +23,16 @@ from bench import delivery, imap, latency, provisioning
 from bench.stack import PROJECT, ROOT, compose, run, vmm, wait_healthy
 
 RESULTS = ROOT / "bench" / "results"
-IMAGES = ["vmm-postgres", "vmm-postfix", "vmm-dovecot", "vmm-rspamd", "vmm-policy", "vmm-pgbouncer",
-          "vmm-valkey", "vmm-cli"]
+IMAGES = [
+    "vmm-postgres",
+    "vmm-postfix",
+    "vmm-dovecot",
+    "vmm-rspamd",
+    "vmm-policy",
+    "vmm-pgbouncer",
+    "vmm-valkey",
+    "vmm-cli",
+]
 PASSWORD = "bench-password"  # noqa: S105 (the bench accounts' throwaway password)
 
 
@@ -55,8 +63,7 @@ def prepare_accounts(count: int) -> str:
     if "bench.example" in vmm("listdomains"):
         vmm("domaindelete", "bench.example", "--force", "--delete-directory")
     vmm("domainadd", "bench.example", "--password-stdin", stdin=PASSWORD + "\n")
-    rows = "address,password\n" + "".join(
-        f"u{n}@bench.example,{PASSWORD}\n" for n in range(count))
+    rows = "address,password\n" + "".join(f"u{n}@bench.example,{PASSWORD}\n" for n in range(count))
     vmm("import", "-", stdin=rows)
     return str(json.loads(vmm("domaininfo", "bench.example", "--json"))["directory"])
 
@@ -109,8 +116,10 @@ def image_growth_mb() -> dict[str, tuple[str, float]]:
     """What each image adds over the image it is built FROM (its own layers), and what
     vmm-base, shared by all of them and stored once, adds over Debian."""
     base = _image_mb("vmm-base")
-    return {"vmm-base": ("debian:trixie-slim", base - _image_mb("debian:trixie-slim")),
-            **{image: ("vmm-base", _image_mb(image) - base) for image in IMAGES}}
+    return {
+        "vmm-base": ("debian:trixie-slim", base - _image_mb("debian:trixie-slim")),
+        **{image: ("vmm-base", _image_mb(image) - base) for image in IMAGES},
+    }
 
 
 def idle_rss_mb() -> float:
@@ -154,69 +163,162 @@ def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Le
     with tempfile.TemporaryDirectory() as scratch:
         master_cf = delivery.rendered_master_cf(Path(scratch))
         reference = delivery.reference(master_cf, scale.accounts, scale.runs)
-        stages = {name: delivery.reference(master_cf, scale.accounts, scale.runs, lines, domain_dir)
-                  for name, lines in delivery.stack_stages().items()}
+        stages = {
+            name: delivery.reference(master_cf, scale.accounts, scale.runs, lines, domain_dir)
+            for name, lines in delivery.stack_stages().items()
+        }
     rate, sql_stats = delivery.ours(domain_dir, scale.accounts, scale.runs)
-    rows.append(Row("1 delivered msg/s (10 KiB, 20 sessions, 1,000 accounts)", rate, reference,
-                    "msg/s", "ratio >= 0.9", rate / reference >= 0.9))
+    rows.append(
+        Row(
+            "1 delivered msg/s (10 KiB, 20 sessions, 1,000 accounts)",
+            rate,
+            reference,
+            "msg/s",
+            "ratio >= 0.9",
+            rate / reference >= 0.9,
+        )
+    )
     # Not targets: the same load through the reference with our parts added one by one.
     for name, stage_rate in stages.items():
-        rows.append(Row(f"1 hash maps + {name}", stage_rate, reference, "msg/s", "- (where ratio goes)",
-                        True))
-    rows.append(Row("3 SQL queries per delivered recipient", sql_stats["queries_per_recipient"], None,
-                    "queries", "<= 12", sql_stats["queries_per_recipient"] <= 12))
-    rows.append(Row("3 new database connections during the load", sql_stats["new_connections"], None,
-                    "connections", "no new connection per message",
-                    sql_stats["new_connections"] * 10 < scale.runs * scale.accounts))
-    rows.append(Row("3 sequential scans during the load", sql_stats["seq_scans"], None, "scans",
-                    "all index scans", sql_stats["seq_scans"] == 0))
+        rows.append(
+            Row(f"1 hash maps + {name}", stage_rate, reference, "msg/s", "- (where ratio goes)", True)
+        )
+    rows.append(
+        Row(
+            "3 SQL queries per delivered recipient",
+            sql_stats["queries_per_recipient"],
+            None,
+            "queries",
+            "<= 12",
+            sql_stats["queries_per_recipient"] <= 12,
+        )
+    )
+    rows.append(
+        Row(
+            "3 new database connections during the load",
+            sql_stats["new_connections"],
+            None,
+            "connections",
+            "no new connection per message",
+            sql_stats["new_connections"] * 10 < scale.runs * scale.accounts,
+        )
+    )
+    rows.append(
+        Row(
+            "3 sequential scans during the load",
+            sql_stats["seq_scans"],
+            None,
+            "scans",
+            "all index scans",
+            sql_stats["seq_scans"] == 0,
+        )
+    )
 
     recipients = [f"u{n}@bench.example" for n in range(scale.accounts)]
-    levels = [latency.offer(smtp_port, share * rate, scale.paced_seconds, recipients,
-                            delivery.arrivals(domain_dir)) for share in PACED]
+    levels = [
+        latency.offer(smtp_port, share * rate, scale.paced_seconds, recipients, delivery.arrivals(domain_dir))
+        for share in PACED
+    ]
     for share, level in zip(PACED, levels, strict=True):
         if share in (0.5, 0.8):
             at = f"at {share:.0%} of metric 1 ({level.offered:.0f} msg/s)"
             rows.append(Row(f"2 p50 latency {at}", level.p50, None, "s", "-", True))
-            rows.append(Row(f"2 p99 latency {at}", level.p99, None, "s", "<= 1 s at 80 %",
-                            share != 0.8 or level.p99 <= 1))
+            rows.append(
+                Row(
+                    f"2 p99 latency {at}",
+                    level.p99,
+                    None,
+                    "s",
+                    "<= 1 s at 80 %",
+                    share != 0.8 or level.p99 <= 1,
+                )
+            )
 
     with tempfile.TemporaryDirectory() as scratch:
         reference_logins = imap.reference(Path(scratch), f"{PROJECT}_tls", PASSWORD)
     users = [(f"u{n}@bench.example", PASSWORD) for n in range(scale.accounts)]
     logins = imap.logins_per_second(imaps_port, users)
-    rows.append(Row("4 IMAP logins/s (TLS, login+select+logout, 20 clients)", logins, reference_logins,
-                    "logins/s", "ratio >= 0.8", logins / reference_logins >= 0.8))
+    rows.append(
+        Row(
+            "4 IMAP logins/s (TLS, login+select+logout, 20 clients)",
+            logins,
+            reference_logins,
+            "logins/s",
+            "ratio >= 0.8",
+            logins / reference_logins >= 0.8,
+        )
+    )
     cost = imap.hash_cost_ms(imap.bench_hashes()[0][1], PASSWORD)
-    rows.append(Row("4 one check of the default scheme (BLF-CRYPT cost 10)", cost, None, "ms",
-                    "deliberate, documented", True))
+    rows.append(
+        Row(
+            "4 one check of the default scheme (BLF-CRYPT cost 10)",
+            cost,
+            None,
+            "ms",
+            "deliberate, documented",
+            True,
+        )
+    )
 
     bulk = provisioning.bulk(scale.bulk)
-    rows.append(Row(f"5 import, database phase: rows/s ({scale.bulk:,} accounts)",
-                    bulk["stored"] / bulk["store_s"], scale.bulk / bulk["copy_s"], "rows/s",
-                    "ratio >= 0.3 (vs COPY)", bulk["copy_s"] / bulk["store_s"] >= 0.3))
-    rows.append(Row(f"5 import of {scale.bulk:,} accounts, whole command", bulk["wall_s"], None, "s", "-",
-                    True))
+    rows.append(
+        Row(
+            f"5 import, database phase: rows/s ({scale.bulk:,} accounts)",
+            bulk["stored"] / bulk["store_s"],
+            scale.bulk / bulk["copy_s"],
+            "rows/s",
+            "ratio >= 0.3 (vs COPY)",
+            bulk["copy_s"] / bulk["store_s"] >= 0.3,
+        )
+    )
+    rows.append(
+        Row(f"5 import of {scale.bulk:,} accounts, whole command", bulk["wall_s"], None, "s", "-", True)
+    )
     single = provisioning.singles(scale.singles)
-    rows.append(Row(f"5 {scale.singles} single useradds, extrapolated to {scale.bulk:,}", single * scale.bulk,
-                    None, "s", "-", True))
+    rows.append(
+        Row(
+            f"5 {scale.singles} single useradds, extrapolated to {scale.bulk:,}",
+            single * scale.bulk,
+            None,
+            "s",
+            "-",
+            True,
+        )
+    )
     hashing = provisioning.hashing(scale.hashes)
     speedup = hashing["per_second"] / (1000 / cost)
-    rows.append(Row("5 import hashing: speed-up over one core", speedup, hashing["workers"], "x",
-                    "uses every core (ratio >= 0.75)", speedup / hashing["workers"] >= 0.75))
+    rows.append(
+        Row(
+            "5 import hashing: speed-up over one core",
+            speedup,
+            hashing["workers"],
+            "x",
+            "uses every core (ratio >= 0.75)",
+            speedup / hashing["workers"] >= 0.75,
+        )
+    )
     provisioning.cleanup()
 
     latency_s = provisioning_to_rcpt(smtp_port)
-    rows.append(Row("6 useradd returned -> RCPT accepted (worst of 5)", latency_s, None, "s", "< 1 s",
-                    latency_s < 1))
+    rows.append(
+        Row("6 useradd returned -> RCPT accepted (worst of 5)", latency_s, None, "s", "< 1 s", latency_s < 1)
+    )
     restarts: list[float] = []
     if scale.restart:
         # The median of three, as metric 1 takes the median of its runs: one restart
         # varies by a second on a shared machine.
         restarts = [restart_to_login() for _ in range(3)]
         restart = statistics.median(restarts)
-        rows.append(Row("7 warm restart -> healthy + IMAP login (median of 3)", restart, None, "s", "< 5 s",
-                        restart < 5))
+        rows.append(
+            Row(
+                "7 warm restart -> healthy + IMAP login (median of 3)",
+                restart,
+                None,
+                "s",
+                "< 5 s",
+                restart < 5,
+            )
+        )
     for image, (base, growth) in image_growth_mb().items():
         rows.append(Row(f"8 {image} over {base}", growth, None, "MB", "<= 100 MB", growth <= 100))
     rss = idle_rss_mb()
@@ -237,15 +339,25 @@ def main() -> None:
     for row in rows:
         reference_text = f"{row.reference:10.1f}" if row.reference else f"{'-':>10}"
         ratio_text = f"{row.ratio:6.2f}" if row.ratio else f"{'-':>6}"
-        print(f"{row.metric:<62} {row.ours:10.2f} {reference_text} {ratio_text}  {row.target:<32} "
-              f"{'yes' if row.met else 'NO'}")
+        print(
+            f"{row.metric:<62} {row.ours:10.2f} {reference_text} {ratio_text}  {row.target:<32} "
+            f"{'yes' if row.met else 'NO'}"
+        )
     args.results.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%S")
     latency.plot(levels, args.results / f"bench-{stamp}.png")
     machine = {"cpus": os.cpu_count(), "platform": platform.platform()}
-    (args.results / f"bench-{stamp}.json").write_text(json.dumps(
-        {"machine": machine, **details, "paced": [asdict(level) for level in levels],
-         "rows": [{**asdict(row), "ratio": row.ratio} for row in rows]}, indent=2))
+    (args.results / f"bench-{stamp}.json").write_text(
+        json.dumps(
+            {
+                "machine": machine,
+                **details,
+                "paced": [asdict(level) for level in levels],
+                "rows": [{**asdict(row), "ratio": row.ratio} for row in rows],
+            },
+            indent=2,
+        )
+    )
     print(f"results: {args.results}/bench-{stamp}.json and .png", file=sys.stderr)
 
 

@@ -55,11 +55,21 @@ class Arrivals:
     :meth:`wait` returns the seconds from :meth:`go` until ``expected`` more messages are
     in new/."""
 
-    def __init__(self, exec_prefix: list[str], domain_dir: str, expected: int, limit: float = 300,
-                 folder: str = "Maildir") -> None:
+    def __init__(
+        self,
+        exec_prefix: list[str],
+        domain_dir: str,
+        expected: int,
+        limit: float = 300,
+        folder: str = "Maildir",
+    ) -> None:
         self._process = subprocess.Popen(
             [*exec_prefix, "python3", "-c", _WATCH, domain_dir, folder, str(expected), str(limit)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert self._process.stdin and self._process.stdout
         if self._process.stdout.readline().strip() != "ready":
             raise RuntimeError(f"arrivals watcher: {self._process.communicate()[1].strip()}")
@@ -76,8 +86,10 @@ class Arrivals:
         return float(out)
 
 
-def arrivals(domain_dir: str, exec_prefix: tuple[str, ...] = ("docker", "compose", "exec", "-T", "dovecot"),
-             ) -> Callable[[int], Arrivals]:
+def arrivals(
+    domain_dir: str,
+    exec_prefix: tuple[str, ...] = ("docker", "compose", "exec", "-T", "dovecot"),
+) -> Callable[[int], Arrivals]:
     """Watchers of a domain's Maildirs; by default the stack's, in its dovecot container."""
     return lambda expected: Arrivals(list(exec_prefix), domain_dir, expected)
 
@@ -88,9 +100,29 @@ def _timed_run(host: str, watch: Callable[[int], Arrivals], accounts: int) -> fl
     deliveries = messages * RECIPIENTS
     watcher = watch(deliveries)
     watcher.go()
-    run("docker", "run", "--rm", "--network", NETWORK, "--entrypoint", "smtp-source", "vmm-postfix",
-        "-s", str(SESSIONS), "-l", str(SIZE), "-m", str(messages), "-r", str(RECIPIENTS),
-        "-f", "load@sender.example", "-t", "u@bench.example", f"{host}:25")
+    run(
+        "docker",
+        "run",
+        "--rm",
+        "--network",
+        NETWORK,
+        "--entrypoint",
+        "smtp-source",
+        "vmm-postfix",
+        "-s",
+        str(SESSIONS),
+        "-l",
+        str(SIZE),
+        "-m",
+        str(messages),
+        "-r",
+        str(RECIPIENTS),
+        "-f",
+        "load@sender.example",
+        "-t",
+        "u@bench.example",
+        f"{host}:25",
+    )
     return deliveries / watcher.wait()
 
 
@@ -99,14 +131,17 @@ def ours(domain_dir: str, accounts: int, runs: int = 3) -> tuple[float, dict[str
     sql("SELECT pg_stat_statements_reset()")
     [[sessions_before]] = sql("SELECT sessions FROM pg_stat_database WHERE datname = 'mailsys'")
     [[seq_before, idx_before]] = sql(
-        "SELECT sum(seq_scan), sum(coalesce(idx_scan, 0)) FROM pg_stat_user_tables")
+        "SELECT sum(seq_scan), sum(coalesce(idx_scan, 0)) FROM pg_stat_user_tables"
+    )
     rates = [_timed_run("postfix", arrivals(domain_dir), accounts) for _ in range(runs)]
     [[calls]] = sql(
         "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid"
-        " WHERE r.rolname IN ('postfix', 'dovecot') AND s.toplevel")
+        " WHERE r.rolname IN ('postfix', 'dovecot') AND s.toplevel"
+    )
     [[sessions_after]] = sql("SELECT sessions FROM pg_stat_database WHERE datname = 'mailsys'")
     [[seq_after, idx_after]] = sql(
-        "SELECT sum(seq_scan), sum(coalesce(idx_scan, 0)) FROM pg_stat_user_tables")
+        "SELECT sum(seq_scan), sum(coalesce(idx_scan, 0)) FROM pg_stat_user_tables"
+    )
     deliveries = runs * (accounts // RECIPIENTS) * RECIPIENTS
     return statistics.median(rates), {
         "queries_per_recipient": int(calls) / deliveries,
@@ -116,24 +151,38 @@ def ours(domain_dir: str, accounts: int, runs: int = 3) -> tuple[float, dict[str
     }
 
 
-def reference(master_cf: Path, accounts: int, runs: int = 3, stage: list[str] | None = None,
-              domain_dir: str | None = None) -> float:
+def reference(
+    master_cf: Path,
+    accounts: int,
+    runs: int = 3,
+    stage: list[str] | None = None,
+    domain_dir: str | None = None,
+) -> float:
     """The same load into Postfix with hash maps, in the same image: by default delivering
     with its own virtual(8) (metric 1's reference). ``stage`` adds main.cf lines (e.g. the
     stack's LMTP transport and milter); with ``domain_dir`` the arrivals are counted in the
     stack's Maildirs, where the stack's Dovecot writes them."""
     vmailbox = "".join(f"u{n}@bench.example bench.example/u{n}/Maildir/\n" for n in range(accounts))
     lines = [
-        "compatibility_level = 3.10", "myhostname = reference.bench.example", "mydestination =",
-        "local_recipient_maps =", "alias_maps =", "inet_protocols = ipv4",
-        "maillog_file = /dev/stdout", "smtpd_peername_lookup = no",
-        "virtual_mailbox_domains = bench.example", "virtual_mailbox_maps = hash:/etc/postfix/vmailbox",
-        "virtual_mailbox_base = /srv/ref", "virtual_uid_maps = static:70000",
-        "virtual_gid_maps = static:70000", "virtual_minimum_uid = 70000",
+        "compatibility_level = 3.10",
+        "myhostname = reference.bench.example",
+        "mydestination =",
+        "local_recipient_maps =",
+        "alias_maps =",
+        "inet_protocols = ipv4",
+        "maillog_file = /dev/stdout",
+        "smtpd_peername_lookup = no",
+        "virtual_mailbox_domains = bench.example",
+        "virtual_mailbox_maps = hash:/etc/postfix/vmailbox",
+        "virtual_mailbox_base = /srv/ref",
+        "virtual_uid_maps = static:70000",
+        "virtual_gid_maps = static:70000",
+        "virtual_minimum_uid = 70000",
         "virtual_transport = virtual",
         # The stack's master.cf puts postscreen in front of port 25; the stack lets the
         # bench's load past it (VMM_THROTTLE_EXEMPT), and so does the reference.
-        "postscreen_access_list = static:permit", *(stage or []),
+        "postscreen_access_list = static:permit",
+        *(stage or []),
     ]
     # A stage's setting replaces the reference's own: a duplicate in main.cf would make
     # every Postfix process of the run log "overriding earlier entry".
@@ -146,21 +195,44 @@ def reference(master_cf: Path, accounts: int, runs: int = 3, stage: list[str] | 
         "mkdir -p /srv/ref && chown 70000:70000 /srv/ref; exec postfix start-fg\n"
     )
     run("docker", "rm", "-f", REFERENCE, check=False)
-    run("docker", "run", "-d", "--name", REFERENCE, "--network", NETWORK, "-v",
-        f"{master_cf.parent}:/bench:ro", "--entrypoint", "sh", "vmm-postfix", "-c", script)
+    run(
+        "docker",
+        "run",
+        "-d",
+        "--name",
+        REFERENCE,
+        "--network",
+        NETWORK,
+        "-v",
+        f"{master_cf.parent}:/bench:ro",
+        "--entrypoint",
+        "sh",
+        "vmm-postfix",
+        "-c",
+        script,
+    )
     # The milter stage reaches the stack's rspamd, which is on its own network.
     run("docker", "network", "connect", FILTER_NETWORK, REFERENCE)
     try:
         deadline = time.monotonic() + 60
-        while "220" not in run("docker", "exec", REFERENCE, "python3", "-c",
-                               "import socket; print(socket.create_connection(('127.0.0.1', 25), 2)"
-                               ".recv(64).decode())", check=False):
+        while "220" not in run(
+            "docker",
+            "exec",
+            REFERENCE,
+            "python3",
+            "-c",
+            "import socket; print(socket.create_connection(('127.0.0.1', 25), 2).recv(64).decode())",
+            check=False,
+        ):
             if time.monotonic() > deadline:
                 raise RuntimeError("the reference Postfix did not start")
             time.sleep(0.5)
 
-        watch = (arrivals(domain_dir) if domain_dir
-                 else arrivals("/srv/ref/bench.example", ("docker", "exec", "-i", REFERENCE)))
+        watch = (
+            arrivals(domain_dir)
+            if domain_dir
+            else arrivals("/srv/ref/bench.example", ("docker", "exec", "-i", REFERENCE))
+        )
         return statistics.median(_timed_run(REFERENCE, watch, accounts) for _ in range(runs))
     finally:
         run("docker", "rm", "-f", REFERENCE, check=False)
@@ -176,8 +248,10 @@ def stack_stages() -> dict[str, list[str]]:
     def settings(names: list[str]) -> list[str]:
         return compose("exec", "-T", "postfix", "postconf", *names).splitlines()
 
-    return {"LMTP to our Dovecot (no SQL, no filter)": settings(lmtp),
-            "LMTP + our rspamd milter (no SQL)": settings(milter)}
+    return {
+        "LMTP to our Dovecot (no SQL, no filter)": settings(lmtp),
+        "LMTP + our rspamd milter (no SQL)": settings(milter),
+    }
 
 
 def rendered_master_cf(directory: Path) -> Path:

@@ -67,9 +67,11 @@ def logins_per_second(port: int, users: list[tuple[str, str]], seconds: float = 
 
 def bench_hashes() -> list[tuple[str, str]]:
     """(address, hash) of the bench accounts, as the stack stores them."""
-    rows = sql("SELECT u.local_part || '@bench.example', u.passwd FROM users u"
-               " JOIN domain_name n ON n.gid = u.gid AND n.domainname = 'bench.example'"
-               " WHERE u.local_part ~ '^u[0-9]+$'")
+    rows = sql(
+        "SELECT u.local_part || '@bench.example', u.passwd FROM users u"
+        " JOIN domain_name n ON n.gid = u.gid AND n.domainname = 'bench.example'"
+        " WHERE u.local_part ~ '^u[0-9]+$'"
+    )
     return [(address, hashed) for address, hashed in rows]
 
 
@@ -77,14 +79,29 @@ def reference(scratch: Path, tls_volume: str, password: str, seconds: float = 10
     """The same clients against Dovecot with a passwd-file of the same hashes."""
     hashes = bench_hashes()
     (scratch / "dovecot.conf").write_text(_CONFIG)
-    (scratch / "users").write_text("".join(
-        f"{address}:{hashed}:70000:70000::/srv/ref/{address}::\n" for address, hashed in hashes))
+    (scratch / "users").write_text(
+        "".join(f"{address}:{hashed}:70000:70000::/srv/ref/{address}::\n" for address, hashed in hashes)
+    )
     run("docker", "rm", "-f", REFERENCE, check=False)
-    run("docker", "run", "-d", "--name", REFERENCE, "-p", "127.0.0.1::993",
-        "-v", f"{tls_volume}:/etc/vmm/tls:ro", "-v", f"{scratch}:/bench:ro", "--entrypoint", "sh",
-        "vmm-dovecot", "-c",
+    run(
+        "docker",
+        "run",
+        "-d",
+        "--name",
+        REFERENCE,
+        "-p",
+        "127.0.0.1::993",
+        "-v",
+        f"{tls_volume}:/etc/vmm/tls:ro",
+        "-v",
+        f"{scratch}:/bench:ro",
+        "--entrypoint",
+        "sh",
+        "vmm-dovecot",
+        "-c",
         "set -e; cp /bench/dovecot.conf /bench/users /etc/dovecot/; mkdir -p /srv/ref;"
-        " chown 70000:70000 /srv/ref; exec dovecot -F -c /etc/dovecot/dovecot.conf")
+        " chown 70000:70000 /srv/ref; exec dovecot -F -c /etc/dovecot/dovecot.conf",
+    )
     try:
         port = int(run("docker", "port", REFERENCE, "993").split()[0].rsplit(":", 1)[1])
         deadline = time.monotonic() + 30

@@ -22,7 +22,8 @@ from bench.stack import compose
 
 _QUEUED = re.compile(r" ([0-9A-F]{6,}): from=<(paced[^>]*)>")
 _SENT = re.compile(
-    r" ([0-9A-F]{6,}): to=<[^>]*>, relay=[^ ]*,(?: conn_use=\d+,)? delay=([\d.]+),.* status=sent")
+    r" ([0-9A-F]{6,}): to=<[^>]*>, relay=[^ ]*,(?: conn_use=\d+,)? delay=([\d.]+),.* status=sent"
+)
 
 
 @dataclass(frozen=True)
@@ -36,12 +37,15 @@ class Level:
 
 def _message(sender: str, recipients: list[str], n: int) -> bytes:
     padding = "".join(f"{'x' * 76}\r\n" for _ in range(SIZE // 78))
-    return (f"From: <{sender}>\r\nTo: {', '.join(f'<{r}>' for r in recipients)}\r\nSubject: paced {n}\r\n"
-            f"Message-ID: <{n}.{sender}>\r\n\r\n{padding}").encode()
+    return (
+        f"From: <{sender}>\r\nTo: {', '.join(f'<{r}>' for r in recipients)}\r\nSubject: paced {n}\r\n"
+        f"Message-ID: <{n}.{sender}>\r\n\r\n{padding}"
+    ).encode()
 
 
-def offer(smtp_port: int, rate: float, seconds: float, recipients: list[str],
-          watch: Callable[[int], Arrivals]) -> Level:
+def offer(
+    smtp_port: int, rate: float, seconds: float, recipients: list[str], watch: Callable[[int], Arrivals]
+) -> Level:
     """Offer ``rate`` deliveries/s for ``seconds``; wait until all are stored."""
     sender = f"paced{int(rate * 100)}-{int(time.time())}@sender.example"
     messages = max(1, int(rate * seconds / RECIPIENTS))
@@ -101,8 +105,9 @@ def plot(levels: list[Level], path: Path) -> None:
 
     figure, rate_axis = pyplot.subplots(figsize=(7, 4.5))
     offered = [level.offered for level in levels]
-    rate_axis.plot(offered, [level.delivered_rate for level in levels], "o-", color="tab:blue",
-                   label="delivered msg/s")
+    rate_axis.plot(
+        offered, [level.delivered_rate for level in levels], "o-", color="tab:blue", label="delivered msg/s"
+    )
     rate_axis.plot(offered, offered, ":", color="gray", label="offered = delivered")
     rate_axis.set_xlabel("offered load (msg/s)")
     rate_axis.set_ylabel("delivered msg/s", color="tab:blue")

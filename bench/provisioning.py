@@ -19,7 +19,8 @@ DOMAIN = "bulk.bench.example"
 READY = "{BLF-CRYPT}" + bcrypt.using(rounds=4).hash("bulk")
 _PHASES = re.compile(
     r"hashed (\d+) passwords in ([\d.]+) s on (\d+) processes; stored (\d+) rows in ([\d.]+) s;"
-    r" created the Maildirs and committed in ([\d.]+) s")
+    r" created the Maildirs and committed in ([\d.]+) s"
+)
 _COPY = """
 import sys, time, psycopg
 rows = sys.stdin.read()
@@ -34,17 +35,29 @@ with psycopg.connect("dbname=mailsys") as conn, conn.transaction(force_rollback=
 def _import(rows: str) -> dict[str, float]:
     """`vmm import` of ``rows`` (CSV); its phases in seconds, from what it reports."""
     started = time.monotonic()
-    result = subprocess.run(["docker", "compose", "run", "--rm", "-T", "vmm", "import", "-"], input=rows,
-                            capture_output=True, text=True, cwd=ROOT, check=False)
+    result = subprocess.run(
+        ["docker", "compose", "run", "--rm", "-T", "vmm", "import", "-"],
+        input=rows,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
     wall = time.monotonic() - started
     found = _PHASES.search(result.stderr)
     if result.returncode != 0 or found is None:
         raise RuntimeError(f"vmm import: {result.stderr.strip()[-500:]}")
     hashed, hash_s, workers, stored, store_s, rest_s = found.groups()
     # The command reports milliseconds: a tiny (smoke) import may take less.
-    return {"hashed": int(hashed), "hash_s": max(float(hash_s), 1e-3), "workers": int(workers),
-            "stored": int(stored), "store_s": max(float(store_s), 1e-3), "rest_s": float(rest_s),
-            "wall_s": wall}
+    return {
+        "hashed": int(hashed),
+        "hash_s": max(float(hash_s), 1e-3),
+        "workers": int(workers),
+        "stored": int(stored),
+        "store_s": max(float(store_s), 1e-3),
+        "rest_s": float(rest_s),
+        "wall_s": wall,
+    }
 
 
 def _fresh_domain() -> int:
@@ -62,8 +75,9 @@ def bulk(count: int) -> dict[str, float]:
     """Import ``count`` accounts with ready hashes; COPY the same rows (rolled back)."""
     gid = _fresh_domain()
     copy_rows = "".join(f"{gid}\tb{n}\t{READY}\n" for n in range(count))
-    copy_s = float(exec_in("postgres", "runuser", "-u", "postgres", "--", "python3", "-c", _COPY,
-                           stdin=copy_rows))
+    copy_s = float(
+        exec_in("postgres", "runuser", "-u", "postgres", "--", "python3", "-c", _COPY, stdin=copy_rows)
+    )
     # Maildirs without the extra folders: at 100,000 accounts the directories, not the
     # database, take the time (five instead of twenty-one directories an account).
     folders = vmm("configget", "mailbox.folders").partition(" = ")[2].strip()
@@ -78,15 +92,27 @@ def bulk(count: int) -> dict[str, float]:
 def singles(count: int) -> float:
     """Seconds per `useradd` process (hash included), run back to back in one container:
     what a shell loop of useradds costs without `docker compose run` each time."""
-    script = "".join(f"echo bench-pw{n}-secret | vmm useradd single{n}@{DOMAIN} --password-stdin >/dev/null\n"
-                     for n in range(count))
+    script = "".join(
+        f"echo bench-pw{n}-secret | vmm useradd single{n}@{DOMAIN} --password-stdin >/dev/null\n"
+        for n in range(count)
+    )
     started = time.monotonic()
-    subprocess.run(["docker", "compose", "run", "--rm", "-T", "--entrypoint", "sh", "vmm", "-e"],
-                   input=script, capture_output=True, text=True, cwd=ROOT, check=True)
+    subprocess.run(
+        ["docker", "compose", "run", "--rm", "-T", "--entrypoint", "sh", "vmm", "-e"],
+        input=script,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
     loop = time.monotonic() - started
     started = time.monotonic()
-    subprocess.run(["docker", "compose", "run", "--rm", "-T", "--entrypoint", "true", "vmm"],
-                   capture_output=True, cwd=ROOT, check=True)
+    subprocess.run(
+        ["docker", "compose", "run", "--rm", "-T", "--entrypoint", "true", "vmm"],
+        capture_output=True,
+        cwd=ROOT,
+        check=True,
+    )
     return (loop - (time.monotonic() - started)) / count
 
 

@@ -36,8 +36,9 @@ def exec_in(service: str, *command: str, stdin: str | None = None) -> str:
 
 def sql(query: str) -> list[list[str]]:
     """A query as PostgreSQL's superuser (local peer authentication in the container)."""
-    out = exec_in("postgres", "runuser", "-u", "postgres", "--", "psql", "-d", "mailsys", "-AtF", "\t",
-                  "-c", query)
+    out = exec_in(
+        "postgres", "runuser", "-u", "postgres", "--", "psql", "-d", "mailsys", "-AtF", "\t", "-c", query
+    )
     return [line.split("\t") for line in out.splitlines() if line]
 
 
@@ -47,8 +48,14 @@ def wait_healthy(timeout: float = 120) -> float:
     polling must not slow down the start it times."""
     started = time.monotonic()
     while True:
-        out = run("docker", "ps", "--filter", f"label=com.docker.compose.project={PROJECT}", "--format",
-                  '{{.Label "com.docker.compose.service"}}\t{{.Status}}')
+        out = run(
+            "docker",
+            "ps",
+            "--filter",
+            f"label=com.docker.compose.project={PROJECT}",
+            "--format",
+            '{{.Label "com.docker.compose.service"}}\t{{.Status}}',
+        )
         states = dict(line.split("\t", 1) for line in out.splitlines() if line)
         # A service without a healthcheck (the test stacks' DNS) shows no "(...)".
         if states and all("(" not in state or "(healthy)" in state for state in states.values()):

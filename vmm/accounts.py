@@ -55,8 +55,7 @@ def find(conn: Connection, address: EmailAddress) -> Account | None:
     """The account at ``address``, also when it is given in an alias domain."""
     with conn.cursor(row_factory=class_row(Account)) as cur:
         return cur.execute(
-            _SELECT + " JOIN domain_name n ON n.gid = u.gid"
-            " WHERE n.domainname = %s AND u.local_part = %s",
+            _SELECT + " JOIN domain_name n ON n.gid = u.gid WHERE n.domainname = %s AND u.local_part = %s",
             (address.domain.ace, address.local_part),
         ).fetchone()
 
@@ -98,8 +97,9 @@ def lock_address(conn: Connection, gid: int, local_part: str) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (gid, local_part))
 
 
-def add(conn: Connection, address: EmailAddress, domain: Domain, password_hash: str,
-        note: str | None) -> Account:
+def add(
+    conn: Connection, address: EmailAddress, domain: Domain, password_hash: str, note: str | None
+) -> Account:
     domains.lock(conn, domain)
     lock_address(conn, domain.gid, address.local_part)
     existing = address_in_use(conn, domain.gid, address.local_part)
@@ -110,7 +110,6 @@ def add(conn: Connection, address: EmailAddress, domain: Domain, password_hash: 
         (domain.gid, address.local_part, password_hash, note),
     )
     return get(conn, address)
-
 
 
 def delete(conn: Connection, account: Account) -> None:
@@ -157,8 +156,12 @@ def add_many(conn: Connection, rows: list[tuple[int, str, str]]) -> list[tuple[i
     returns (uid, gid, local part) in uid order (Maildirs made in that order are made
     fastest). The uids come from the identity's sequence first, so no read-back is
     needed. The caller has locked the domains and checked that no address is in use."""
-    uids = sorted(int(str(uid)) for (uid,) in conn.execute(
-        "SELECT nextval(pg_get_serial_sequence('users', 'uid')) FROM generate_series(1, %s)", (len(rows),)))
+    uids = sorted(
+        int(str(uid))
+        for (uid,) in conn.execute(
+            "SELECT nextval(pg_get_serial_sequence('users', 'uid')) FROM generate_series(1, %s)", (len(rows),)
+        )
+    )
     with conn.cursor().copy("COPY users (uid, gid, local_part, passwd) FROM STDIN") as copy:
         for uid, row in zip(uids, rows, strict=True):
             copy.write_row((uid, *row))

@@ -86,9 +86,7 @@ class EmailAddress:
         if not local:
             raise InvalidValue(f"invalid e-mail address {text!r}: empty local part")
         if len(local) > MAX_LOCAL_PART:
-            raise InvalidValue(
-                f"invalid e-mail address {text!r}: local part longer than {MAX_LOCAL_PART}"
-            )
+            raise InvalidValue(f"invalid e-mail address {text!r}: local part longer than {MAX_LOCAL_PART}")
         if not _LOCAL_PART.fullmatch(local):
             raise InvalidValue(f"invalid e-mail address {text!r}: bad character in local part")
         domain = DomainName.parse(domain_text)

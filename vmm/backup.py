@@ -105,8 +105,9 @@ class Staged:
 
 def read(source: IO[bytes], trees: dict[str, Path]) -> Staged:
     """Unpack an archive without touching the installation; raises on anything amiss."""
-    staging = {prefix: Path(tempfile.mkdtemp(prefix=".vmm-restore-", dir=root))
-               for prefix, root in trees.items()}
+    staging = {
+        prefix: Path(tempfile.mkdtemp(prefix=".vmm-restore-", dir=root)) for prefix, root in trees.items()
+    }
     try:
         try:
             return _unpack(source, staging)
@@ -203,9 +204,10 @@ def load(conn: Connection, staged: Staged) -> None:
             WHERE table_schema = current_schema() AND is_identity = 'YES'"""
     ).fetchall():
         conn.execute(
-            sql.SQL("SELECT setval(pg_get_serial_sequence(%s, %s), coalesce((SELECT max({c}) FROM {t}), 1),"
-                    " (SELECT count(*) > 0 FROM {t}))").format(c=sql.Identifier(str(column)),
-                                                               t=sql.Identifier(str(table))),
+            sql.SQL(
+                "SELECT setval(pg_get_serial_sequence(%s, %s), coalesce((SELECT max({c}) FROM {t}), 1),"
+                " (SELECT count(*) > 0 FROM {t}))"
+            ).format(c=sql.Identifier(str(column)), t=sql.Identifier(str(table))),
             (table, column),
         )
 

@@ -129,11 +129,13 @@ class Runtime:
             milter_port=int(env.get("VMM_MILTER_PORT", "11332")),
             cache_server=env.get("VMM_CACHE_SERVER", "valkey:6379"),
             greylist_delay=parse_at_least(env.get("VMM_GREYLIST_DELAY") or "300", 1, "VMM_GREYLIST_DELAY"),
-            filter_failure=_one_of("VMM_FILTER_FAILURE", env.get("VMM_FILTER_FAILURE") or "defer",
-                                   ("defer", "pass")),
+            filter_failure=_one_of(
+                "VMM_FILTER_FAILURE", env.get("VMM_FILTER_FAILURE") or "defer", ("defer", "pass")
+            ),
             smtp_limits=SmtpLimits.from_env(),
-            throttle_exempt=tuple(_network(text) for text in env.get("VMM_THROTTLE_EXEMPT", "")
-                                  .replace(",", " ").split()),
+            throttle_exempt=tuple(
+                _network(text) for text in env.get("VMM_THROTTLE_EXEMPT", "").replace(",", " ").split()
+            ),
             dnsbl_sites=_dnsbl(env.get("VMM_DNSBL") or DEFAULT_DNSBL),
             local_senders_need_auth=_flag(env.get("VMM_LOCAL_SENDERS_NEED_AUTH", "yes")),
             auth_limits=AuthLimits.from_env(),

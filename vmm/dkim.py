@@ -31,7 +31,8 @@ class Key:
     def public_der(self) -> bytes:
         result = subprocess.run(
             ["openssl", "pkey", "-in", str(self.path), "-pubout", "-outform", "DER"],
-            capture_output=True, check=False,
+            capture_output=True,
+            check=False,
         )
         if result.returncode != 0:
             raise VmmError(f"cannot read the DKIM key {self.path}: {result.stderr.decode().strip()}")
@@ -70,9 +71,19 @@ def generate(dkim_dir: Path, domain: str, now: datetime | None = None) -> Key:
     path = _key_path(dkim_dir, domain, selector)
     partial = path.with_suffix(".new")
     result = subprocess.run(
-        ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", f"rsa_keygen_bits:{KEY_BITS}",
-         "-out", str(partial)],
-        capture_output=True, text=True, check=False,
+        [
+            "openssl",
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            f"rsa_keygen_bits:{KEY_BITS}",
+            "-out",
+            str(partial),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         partial.unlink(missing_ok=True)

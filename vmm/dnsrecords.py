@@ -14,8 +14,13 @@ TXT_CHUNK = 255  # one character-string of a TXT record (RFC 1035 3.3)
 # (service label, port) of every service the stack offers to clients, submissions first
 # as RFC 8314 prefers implicit TLS.
 CLIENT_SERVICES = (
-    ("_submissions._tcp", 465), ("_submission._tcp", 587), ("_imaps._tcp", 993), ("_imap._tcp", 143),
-    ("_pop3s._tcp", 995), ("_pop3._tcp", 110), ("_sieve._tcp", 4190),
+    ("_submissions._tcp", 465),
+    ("_submission._tcp", 587),
+    ("_imaps._tcp", 993),
+    ("_imap._tcp", 143),
+    ("_pop3s._tcp", 995),
+    ("_pop3._tcp", 110),
+    ("_sieve._tcp", 4190),
 )
 
 
@@ -29,7 +34,7 @@ class Record:
     def zone_line(self) -> str:
         value = self.value
         if self.type == "TXT":
-            value = " ".join(f'"{value[i:i + TXT_CHUNK]}"' for i in range(0, len(value), TXT_CHUNK))
+            value = " ".join(f'"{value[i : i + TXT_CHUNK]}"' for i in range(0, len(value), TXT_CHUNK))
         return f"{self.name}\t{self.ttl}\tIN\t{self.type}\t{value}"
 
 

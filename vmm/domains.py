@@ -55,7 +55,8 @@ def lock(conn: Connection, domain: Domain, exclusive: bool = False) -> None:
     """Hold the domain for the rest of the transaction: shared by commands that add to
     it, exclusive for domaindelete, so that neither sees the other half done."""
     query = (
-        "SELECT 1 FROM domain_data WHERE gid = %s FOR UPDATE" if exclusive
+        "SELECT 1 FROM domain_data WHERE gid = %s FOR UPDATE"
+        if exclusive
         else "SELECT 1 FROM domain_data WHERE gid = %s FOR KEY SHARE"
     )
     row = conn.execute(query, (domain.gid,)).fetchone()
@@ -84,17 +85,25 @@ def add(
     conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (name.ace,))
     if find(conn, name) is not None:
         raise AlreadyExists(f"the domain {name.unicode!r} already exists")
-    row = conn.execute(
-        "SELECT nextval(pg_get_serial_sequence('domain_data', 'gid'))"
-    ).fetchone()
+    row = conn.execute("SELECT nextval(pg_get_serial_sequence('domain_data', 'gid'))").fetchone()
     assert row is not None  # nextval always returns a row
     gid = int(str(row[0]))
     domaindir = str(domain_directory(base, gid))
     conn.execute(
         "INSERT INTO domain_data (gid, domaindir, transport, quota_bytes, quota_messages,"
         " smtp, pop3, imap, sieve, note) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
-        (gid, domaindir, transport, quota.bytes, quota.messages, services["smtp"],
-         services["pop3"], services["imap"], services["sieve"], note),
+        (
+            gid,
+            domaindir,
+            transport,
+            quota.bytes,
+            quota.messages,
+            services["smtp"],
+            services["pop3"],
+            services["imap"],
+            services["sieve"],
+            note,
+        ),
     )
     conn.execute(
         "INSERT INTO domain_name (domainname, gid, is_primary) VALUES (%s, %s, true)",

@@ -62,9 +62,7 @@ def parse_services(names: list[str]) -> dict[str, bool]:
     wanted = {name.lower() for name in names}
     unknown = wanted - set(SERVICES)
     if unknown:
-        raise InvalidValue(
-            f"unknown service {sorted(unknown)[0]!r} (services: {', '.join(SERVICES)})"
-        )
+        raise InvalidValue(f"unknown service {sorted(unknown)[0]!r} (services: {', '.join(SERVICES)})")
     return {service: service in wanted for service in SERVICES}
 
 

@@ -47,8 +47,13 @@ REFUSED_BY_DOVECOT = ["PLAIN-MD4", "PLAIN-MD5", "LDAP-MD5", "SMD5", "MD5-CRYPT",
 # Verified by Dovecot, importable as ready hashes, never written by vmm; the value is
 # whether vmm calls it weak (readable or cheap to guess offline).
 IMPORT_ONLY = {
-    "SCRAM-SHA-1": False, "SCRAM-SHA-256": False, "CRAM-MD5": True, "DIGEST-MD5": True,
-    "CLEAR": True, "PLAIN": True, "SHA": True,
+    "SCRAM-SHA-1": False,
+    "SCRAM-SHA-256": False,
+    "CRAM-MD5": True,
+    "DIGEST-MD5": True,
+    "CLEAR": True,
+    "PLAIN": True,
+    "SHA": True,
 }
 ENCODINGS = [".HEX", ".B64", ".BASE64"]
 DEFAULT_SCHEME = "BLF-CRYPT"
@@ -102,7 +107,9 @@ def hash_password(password: str, spec: str = DEFAULT_SCHEME, rounds: Rounds | No
         # libsodium, which Dovecot uses, verifies parallelism 1 only.
         value = argon2.using(
             type="id" if name == "ARGON2ID" else "i",
-            memory_cost=65536, time_cost=3, parallelism=1,
+            memory_cost=65536,
+            time_cost=3,
+            parallelism=1,
         ).hash(password)
     elif name == "SHA512-CRYPT":
         value = sha512_crypt.using(rounds=rounds.sha512).hash(password)
@@ -135,8 +142,9 @@ def writable_scheme(spec: str, allow_weak: bool) -> str:
     only where the postmaster allowed weak schemes (VMM_ALLOW_WEAK_SCHEMES)."""
     name, _ = split_scheme(spec)
     if _WRITABLE[name].weak and not allow_weak:
-        raise InvalidValue(f"{name} is a weak scheme ({_WRITABLE[name].note}); "
-                           "it needs VMM_ALLOW_WEAK_SCHEMES=yes")
+        raise InvalidValue(
+            f"{name} is a weak scheme ({_WRITABLE[name].note}); it needs VMM_ALLOW_WEAK_SCHEMES=yes"
+        )
     return spec
 
 
@@ -158,8 +166,9 @@ class Policy:
 
     def check_length(self, password: str) -> None:
         if len(password) < self.min_length:
-            raise PasswordError(f"the password is shorter than {self.min_length} characters "
-                                "(account.min_password_length)")
+            raise PasswordError(
+                f"the password is shorter than {self.min_length} characters (account.min_password_length)"
+            )
 
     def ready_hash(self, value: str) -> tuple[str, bool]:
         """A ready ``{SCHEME}hash`` to store as it is, and whether it is weak (then only
@@ -178,16 +187,16 @@ def check_ready_hash(value: str, allow_weak: bool) -> tuple[str, bool]:
         raise InvalidValue("the hash after {SCHEME} is empty or holds white space")
     if name in REFUSED_BY_DOVECOT:
         if not allow_weak:
-            raise InvalidValue(
-                f"{name} is a weak scheme Dovecot refuses; enable weak schemes to import it"
-            )
+            raise InvalidValue(f"{name} is a weak scheme Dovecot refuses; enable weak schemes to import it")
         return "{" + spec.upper() + "}" + digest, True
     if name not in _WRITABLE and name not in IMPORT_ONLY:
         raise InvalidValue(f"unknown password scheme {name!r}")
     weak = IMPORT_ONLY[name] if name in IMPORT_ONLY else _WRITABLE[name].weak
     if weak and not allow_weak:
-        raise InvalidValue(f"{name} is weak (readable, unsalted or cheap to guess); "
-                           "importing it needs VMM_ALLOW_WEAK_SCHEMES=yes")
+        raise InvalidValue(
+            f"{name} is weak (readable, unsalted or cheap to guess); "
+            "importing it needs VMM_ALLOW_WEAK_SCHEMES=yes"
+        )
     return "{" + spec.upper() + "}" + digest, weak
 
 

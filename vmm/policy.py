@@ -112,12 +112,16 @@ class LoginGuard:
                 return
             self._by_login.add(login.lower(), now)
             if self._by_address.add(remote, now) >= self.limits.failures:
-                self._banned_until = {address: until for address, until in self._banned_until.items()
-                                      if until > now}
+                self._banned_until = {
+                    address: until for address, until in self._banned_until.items() if until > now
+                }
                 self._banned_until[remote] = now + self.limits.ban
                 self._by_address.clear(remote)
-                print(f"policy: {remote} refused for {self.limits.ban} s after "
-                      f"{self.limits.failures} failed logins", flush=True)
+                print(
+                    f"policy: {remote} refused for {self.limits.ban} s after "
+                    f"{self.limits.failures} failed logins",
+                    flush=True,
+                )
 
     def _exempt(self, remote: str) -> bool:
         try:
@@ -155,8 +159,10 @@ class SendGuard:
         with self._lock:
             if state == "RCPT":
                 if self._sent.count(login, now) >= limits.messages_per_hour:
-                    return (f"DEFER 4.7.1 {login} has sent {limits.messages_per_hour} messages in the "
-                            "last hour; the rest waits")
+                    return (
+                        f"DEFER 4.7.1 {login} has sent {limits.messages_per_hour} messages in the "
+                        "last hour; the rest waits"
+                    )
                 # Recipients of the message under way (its instance), this transaction.
                 if self._recipients.add(request.get("instance", ""), now) > limits.recipients_per_message:
                     return f"452 4.5.3 at most {limits.recipients_per_message} recipients a message"
@@ -192,8 +198,10 @@ def _limits_from(runtime: Runtime) -> Callable[[], SendLimits]:
                 if cached is not None:
                     return cached
             settings = Settings(stored)
-            cached = SendLimits(settings.number("submission.messages_per_hour"),
-                                settings.number("submission.recipients_per_message"))
+            cached = SendLimits(
+                settings.number("submission.messages_per_hour"),
+                settings.number("submission.recipients_per_message"),
+            )
         return cached
 
     return current
@@ -217,8 +225,10 @@ def _auth_handler(guard: LoginGuard) -> type[socketserver.StreamRequestHandler]:
                     self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 body = self.rfile.read(int(headers.get("content-length", "0") or 0))
                 data = json.dumps(self._answer(method, rest.rpartition(" ")[0], body)).encode()
-                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                                 b"Content-Length: %d\r\n\r\n%s" % (len(data), data))
+                self.wfile.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n%s" % (len(data), data)
+                )
                 self.wfile.flush()
                 if headers.get("connection", "").lower() == "close":
                     return
@@ -276,8 +286,10 @@ def main() -> None:
     auth = _Server(("", runtime.auth_policy_port), _auth_handler(logins))
     send = _Server(("", runtime.send_policy_port), _send_handler(SendGuard(_limits_from(runtime))))
     threading.Thread(target=send.serve_forever, daemon=True).start()
-    print(f"policy: logins on :{runtime.auth_policy_port}, submission on :{runtime.send_policy_port}",
-          flush=True)
+    print(
+        f"policy: logins on :{runtime.auth_policy_port}, submission on :{runtime.send_policy_port}",
+        flush=True,
+    )
     auth.serve_forever()
 
 

@@ -27,9 +27,7 @@ def add(conn: Connection, gid: int, address: EmailAddress, new_address: str) -> 
 
 def delete(conn: Connection, gid: int, address: EmailAddress) -> None:
     destination(conn, gid, address)
-    conn.execute(
-        "DELETE FROM relocated WHERE gid = %s AND address = %s", (gid, address.local_part)
-    )
+    conn.execute("DELETE FROM relocated WHERE gid = %s AND address = %s", (gid, address.local_part))
 
 
 def listing(conn: Connection, gid: int) -> list[tuple[str, str]]:

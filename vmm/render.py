@@ -117,45 +117,69 @@ def context_for(service: str, runtime: Runtime) -> Context:
     if service == "rspamd":
         # One scanning process a core this container may use: rspamd's default of one
         # serialises every message's scan on a single core under load.
-        return RspamdContext(runtime.milter_port, str(runtime.dkim_dir), runtime.dns_servers,
-                             len(os.sched_getaffinity(0)), runtime.cache_server, runtime.greylist_delay,
-                             runtime.throttle_exempt)
+        return RspamdContext(
+            runtime.milter_port,
+            str(runtime.dkim_dir),
+            runtime.dns_servers,
+            len(os.sched_getaffinity(0)),
+            runtime.cache_server,
+            runtime.greylist_delay,
+            runtime.throttle_exempt,
+        )
     if service == "pgbouncer":
-        return PgbouncerContext(runtime.db_host, runtime.db_port, runtime.db_name,
-                                runtime.db_password("dovecot"), runtime.db_pool_port,
-                                PGBOUNCER_DIR)
+        return PgbouncerContext(
+            runtime.db_host,
+            runtime.db_port,
+            runtime.db_name,
+            runtime.db_password("dovecot"),
+            runtime.db_pool_port,
+            PGBOUNCER_DIR,
+        )
     common = {
-        "hostname": runtime.hostname, "domain": runtime.domain, "db_host": runtime.db_host,
-        "db_name": runtime.db_name, "db_password": runtime.db_password(service),
-        "auth_port": runtime.auth_port, "lmtp_port": runtime.lmtp_port,
+        "hostname": runtime.hostname,
+        "domain": runtime.domain,
+        "db_host": runtime.db_host,
+        "db_name": runtime.db_name,
+        "db_password": runtime.db_password(service),
+        "auth_port": runtime.auth_port,
+        "lmtp_port": runtime.lmtp_port,
         "quota_status_port": runtime.quota_status_port,
-        "tls_cert": str(runtime.tls_cert), "tls_key": str(runtime.tls_key),
+        "tls_cert": str(runtime.tls_cert),
+        "tls_key": str(runtime.tls_key),
     }
     if service == "postfix":
         return PostfixContext(
-            dovecot_host=runtime.dovecot_host, filter_host=runtime.filter_host,
+            dovecot_host=runtime.dovecot_host,
+            filter_host=runtime.filter_host,
             milter_port=runtime.milter_port,
-            milter_default_action=MILTER_ACTIONS[runtime.filter_failure], limits=runtime.smtp_limits,
-            throttle_exempt=runtime.throttle_exempt, dnsbl_sites=runtime.dnsbl_sites,
+            milter_default_action=MILTER_ACTIONS[runtime.filter_failure],
+            limits=runtime.smtp_limits,
+            throttle_exempt=runtime.throttle_exempt,
+            dnsbl_sites=runtime.dnsbl_sites,
             local_senders_need_auth=runtime.local_senders_need_auth,
             # Below this much free space in the queue (which shares its disk with
             # PostgreSQL) Postfix answers 452 and the sender retries; Postfix asks for at
             # least 1.5 times the message size limit.
-            queue_minfree=3 * runtime.smtp_limits.message_size, policy_host=runtime.policy_host,
-            send_policy_port=runtime.send_policy_port, **common,  # type: ignore[arg-type]
+            queue_minfree=3 * runtime.smtp_limits.message_size,
+            policy_host=runtime.policy_host,
+            send_policy_port=runtime.send_policy_port,
+            **common,  # type: ignore[arg-type]
         )
     if service == "dovecot":
         return DovecotContext(
-            allow_weak_schemes=runtime.allow_weak_schemes, submission_host=f"{runtime.postfix_host}:25",
-            policy_host=runtime.policy_host, auth_policy_port=runtime.auth_policy_port,
+            allow_weak_schemes=runtime.allow_weak_schemes,
+            submission_host=f"{runtime.postfix_host}:25",
+            policy_host=runtime.policy_host,
+            auth_policy_port=runtime.auth_policy_port,
             policy_nonce=secrets.token_hex(16),
             **common | {"db_host": runtime.db_pool_host, "db_port": runtime.db_pool_port},  # type: ignore[arg-type]
         )
     raise ValueError(f"no templates for service {service!r}")
 
 
-def render(service: str, context: Context, dest: Path, template_root: Path = TEMPLATE_ROOT,
-           group: str | None = None) -> list[Path]:
+def render(
+    service: str, context: Context, dest: Path, template_root: Path = TEMPLATE_ROOT, group: str | None = None
+) -> list[Path]:
     """Write every template of ``service`` below ``dest``; returns the files written.
     Files are 0640, readable by ``group`` (the daemon's), since some hold passwords."""
     env = Environment(

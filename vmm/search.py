@@ -22,9 +22,7 @@ class Pattern:
 
 def _like(part: str, text: str) -> str:
     if not _PART.fullmatch(part) or part in ("%", "%%"):
-        raise InvalidValue(
-            f"invalid pattern {text!r}: % may stand only at the start and the end"
-        )
+        raise InvalidValue(f"invalid pattern {text!r}: % may stand only at the start and the end")
     core = part.strip("%")
     escaped = core.replace("\\", "\\\\").replace("_", "\\_")
     return ("%" if part.startswith("%") else "") + escaped + ("%" if part.endswith("%") and core else "")

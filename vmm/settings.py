@@ -72,8 +72,7 @@ _OPTIONS = [
     Option("account.delete_directory", "false", parse_bool, "delete the home directory with the account"),
     Option("account.directory_mode", "448", parse_int, "mode of an account's directories (decimal)"),
     Option("account.disk_usage", "false", parse_bool, "always show the disk usage in userinfo"),
-    Option("account.min_password_length", "12", _at_least(8),
-           "shortest password a person may choose (>= 8)"),
+    Option("account.min_password_length", "12", _at_least(8), "shortest password a person may choose (>= 8)"),
     Option("account.password_length", "16", parse_int, "length of generated passwords (>= 8)"),
     Option("account.random_password", "false", parse_bool, "generate a password when none is given"),
     Option("domain.auto_postmaster", "true", parse_bool, "create postmaster@ with each new domain"),
@@ -92,17 +91,33 @@ _OPTIONS = [
     Option("mailbox.root", "Maildir", _only("Maildir"), "mailbox root in the home directory"),
     Option("mailbox.subscribe", "true", parse_bool, "subscribe the created folders"),
     Option("misc.base_directory", "/srv/mail", _parse_str, "where domain directories are created"),
-    Option("misc.crypt_blowfish_rounds", str(MIN_BLOWFISH_COST), _blowfish_cost,
-           f"cost of BLF-CRYPT ({MIN_BLOWFISH_COST}-31)"),
+    Option(
+        "misc.crypt_blowfish_rounds",
+        str(MIN_BLOWFISH_COST),
+        _blowfish_cost,
+        f"cost of BLF-CRYPT ({MIN_BLOWFISH_COST}-31)",
+    ),
     Option("misc.crypt_sha256_rounds", "5000", parse_int, "rounds of SHA256-CRYPT"),
     Option("misc.crypt_sha512_rounds", "5000", parse_int, "rounds of SHA512-CRYPT"),
     # Not in vmm.cfg(5): what one login may send on 465/587 (vmm/policy.py).
-    Option("submission.messages_per_hour", "200", _at_least(1),
-           "messages one login may send an hour; past it mail is deferred (4xx)"),
-    Option("submission.recipients_per_message", "100", _at_least(1),
-           "recipients one message may have; past it they are deferred (4xx)"),
-    Option("misc.password_scheme", "BLF-CRYPT", _password_scheme,
-           "scheme of new password hashes (vmm lp); weak ones need VMM_ALLOW_WEAK_SCHEMES"),
+    Option(
+        "submission.messages_per_hour",
+        "200",
+        _at_least(1),
+        "messages one login may send an hour; past it mail is deferred (4xx)",
+    ),
+    Option(
+        "submission.recipients_per_message",
+        "100",
+        _at_least(1),
+        "recipients one message may have; past it they are deferred (4xx)",
+    ),
+    Option(
+        "misc.password_scheme",
+        "BLF-CRYPT",
+        _password_scheme,
+        "scheme of new password hashes (vmm lp); weak ones need VMM_ALLOW_WEAK_SCHEMES",
+    ),
 ]
 OPTIONS: dict[str, Option] = {option.name: option for option in _OPTIONS}
 

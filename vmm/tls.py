@@ -18,11 +18,29 @@ def ensure_certificate(runtime: Runtime) -> bool:
     runtime.tls_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     # EC P-256: instant to generate, and no DH parameters are needed at start (ECDHE).
     result = subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
-         "-nodes", "-days", "3650", "-subj", f"/CN={runtime.hostname}",
-         "-addext", f"subjectAltName=DNS:{runtime.hostname},DNS:{runtime.domain}",
-         "-keyout", str(key), "-out", str(cert)],
-        capture_output=True, text=True, check=False,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-days",
+            "3650",
+            "-subj",
+            f"/CN={runtime.hostname}",
+            "-addext",
+            f"subjectAltName=DNS:{runtime.hostname},DNS:{runtime.domain}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     if result.returncode != 0:
         raise VmmError(f"cannot create a self-signed certificate: {result.stderr.strip()}")

@@ -23,8 +23,16 @@ from _pytest.terminal import TerminalReporter
 from testcontainers.compose import DockerCompose
 
 ROOT = Path(__file__).resolve().parents[2]
-PORTS = {"SMTP": 25, "SUBMISSIONS": 465, "SUBMISSION": 587, "IMAP": 143, "IMAPS": 993,
-         "POP3": 110, "POP3S": 995, "SIEVE": 4190}
+PORTS = {
+    "SMTP": 25,
+    "SUBMISSIONS": 465,
+    "SUBMISSION": 587,
+    "IMAP": 143,
+    "IMAPS": 993,
+    "POP3": 110,
+    "POP3S": 995,
+    "SIEVE": 4190,
+}
 SERVICE_OF_PORT = {25: "postfix", 465: "postfix", 587: "postfix"}
 
 
@@ -74,7 +82,7 @@ class ManageSieve:
             line = self._reader.readline().decode()
             assert line, "ManageSieve closed the connection"
             if line.rstrip().endswith("}") and "{" in line:  # a literal follows
-                size = int(line.rstrip()[line.rindex("{") + 1:-1].rstrip("+"))
+                size = int(line.rstrip()[line.rindex("{") + 1 : -1].rstrip("+"))
                 line += self._reader.read(size).decode()
             lines.append(line)
             if line.startswith(("OK", "NO", "BYE")):
@@ -94,13 +102,20 @@ class Stack:
         assert port is not None, f"{service} does not publish {container_port}"
         return int(port)
 
-    def vmm(self, *args: str, stdin: str | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    def vmm(
+        self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
         """`docker compose run --rm vmm ...`, the way a postmaster runs it; ``env`` sets
         compose variables (e.g. VMM_ALLOW_WEAK_SCHEMES) for this one command."""
         return subprocess.run(
-            ["docker", "compose", "run", "--rm", "-T", "vmm", *args], cwd=ROOT, input=stdin,
-            capture_output=True, text=True, timeout=120, check=False, env={**os.environ, **(env or {})},
+            ["docker", "compose", "run", "--rm", "-T", "vmm", *args],
+            cwd=ROOT,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+            env={**os.environ, **(env or {})},
         )
 
     def vmm_ok(self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> str:
@@ -114,8 +129,13 @@ class Stack:
 
     def exec_input(self, stdin: str | None, service: str, *command: str) -> tuple[str, str, int]:
         result = subprocess.run(
-            ["docker", "compose", "exec", "-T", service, *command], cwd=ROOT, input=stdin,
-            capture_output=True, text=True, timeout=120, check=False,
+            ["docker", "compose", "exec", "-T", service, *command],
+            cwd=ROOT,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
         )
         return result.stdout, result.stderr, result.returncode
 
@@ -123,9 +143,12 @@ class Stack:
         """SQL as one of the stack's roles, with its generated password, over TCP as the
         daemons connect: (stdout, stderr, exit code)."""
         return self.exec(
-            "postgres", "sh", "-c",
+            "postgres",
+            "sh",
+            "-c",
             f'PGPASSWORD="$(cat /run/vmm-secrets/{role}/password)" '
-            f'psql -h 127.0.0.1 -U {role} -d mailsys -v ON_ERROR_STOP=1 -Atc "$0"', sql,
+            f'psql -h 127.0.0.1 -U {role} -d mailsys -v ON_ERROR_STOP=1 -Atc "$0"',
+            sql,
         )
 
     def smtp(self, container_port: int = 25) -> smtplib.SMTP:
@@ -162,7 +185,8 @@ class Stack:
     def publish(self, zone_lines: str) -> None:
         """Add records (zone-file lines with absolute names) to the stack's DNS."""
         _, stderr, code = self.exec_input(
-            zone_lines, "dns", "sh", "-c", "cat >> /zones/test.zone && kill -HUP 1")
+            zone_lines, "dns", "sh", "-c", "cat >> /zones/test.zone && kill -HUP 1"
+        )
         assert code == 0, stderr
 
     def gateway(self) -> str:
@@ -180,10 +204,26 @@ class Stack:
         on the stack's network, as a client on the internet would connect: the stack
         sees that address, not this host's gateway. Returns what it printed."""
         result = subprocess.run(
-            ["docker", "run", "--rm", "--name", f"{self.project}-client-{host}",
-             "--network", f"{self.project}_default", "--ip", self.client_address(host),
-             "--entrypoint", "python3", "vmm-base", "-c", script],
-            capture_output=True, text=True, timeout=timeout, check=False,
+            [
+                "docker",
+                "run",
+                "--rm",
+                "--name",
+                f"{self.project}-client-{host}",
+                "--network",
+                f"{self.project}_default",
+                "--ip",
+                self.client_address(host),
+                "--entrypoint",
+                "python3",
+                "vmm-base",
+                "-c",
+                script,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
         )
         assert result.returncode == 0, result.stderr[-2000:]
         return result.stdout
@@ -269,11 +309,14 @@ def wait_until_delivered(
 
 def free_subnet() -> str:
     """The first three octets of a 10.x.y.0/24 no Docker network uses yet."""
-    networks = subprocess.run(["docker", "network", "ls", "-q"], capture_output=True, text=True,
-                              check=True).stdout.split()
+    networks = subprocess.run(
+        ["docker", "network", "ls", "-q"], capture_output=True, text=True, check=True
+    ).stdout.split()
     listed = subprocess.run(
         ["docker", "network", "inspect", *networks, "--format", "{{range .IPAM.Config}}{{.Subnet}} {{end}}"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout.split()
     used = [ipaddress.ip_network(subnet) for subnet in listed]
     for second in range(200, 255):
@@ -297,7 +340,8 @@ def compose_stack(name: str, extra: dict[str, str], files: list[str]) -> Iterato
     # Every stack has its own DNS (dns.yaml) and the session's Hyperscan cache
     # (hyperscan.yaml), plus the module's files (STACK_FILES).
     os.environ["COMPOSE_FILE"] = ":".join(
-        ["compose.yaml", "tests/e2e/dns.yaml", "tests/e2e/hyperscan.yaml", *files])
+        ["compose.yaml", "tests/e2e/dns.yaml", "tests/e2e/hyperscan.yaml", *files]
+    )
     compose = DockerCompose(ROOT, wait=True)
     try:
         compose.start()

@@ -69,7 +69,7 @@ class Tally:
                 client.sendmail("fault@sender.example", [recipient], body)
         except smtplib.SMTPRecipientsRefused as exc:
             code = next(iter(exc.recipients.values()))[0]
-        except (smtplib.SMTPResponseException) as exc:
+        except smtplib.SMTPResponseException as exc:
             code = exc.smtp_code
         except (OSError, smtplib.SMTPException):
             code = 421  # the connection failed: a temporary failure for the sender
@@ -115,23 +115,40 @@ class Tally:
         self.lost = len(self.markers) - self.delivered
         log = mail_log(stack)
         self.bounced = sum(
-            1 for line in log.splitlines()
+            1
+            for line in log.splitlines()
             if "status=bounced" in line and any(r in line for r in self.recipients)
         )
         if self not in REPORT:
             REPORT.append(self)
 
     def row(self) -> list[object]:
-        return [self.scenario, self.sent, self.accepted + self.retried, self.delivered,
-                self.retried, self.refused + self.bounced, self.lost, self.duplicates]
+        return [
+            self.scenario,
+            self.sent,
+            self.accepted + self.retried,
+            self.delivered,
+            self.retried,
+            self.refused + self.bounced,
+            self.lost,
+            self.duplicates,
+        ]
 
     def assert_clean(self) -> None:
         assert self.sent > 0 and self.accepted + self.retried == self.sent, self.row()
         assert (self.lost, self.duplicates, self.bounced, self.refused) == (0, 0, 0, 0), self.row()
 
 
-HEADER = ["scenario", "sent", "accepted", "delivered", "deferred then delivered", "bounced",
-          "lost", "duplicates"]
+HEADER = [
+    "scenario",
+    "sent",
+    "accepted",
+    "delivered",
+    "deferred then delivered",
+    "bounced",
+    "lost",
+    "duplicates",
+]
 
 
 def table() -> str:

@@ -201,16 +201,28 @@ def test_password_guessing_gets_the_address_refused_on_every_protocol(users: Sta
 
 def test_a_login_past_its_hourly_messages_is_deferred_not_bounced(users: Stack) -> None:
     for n in range(MESSAGES_PER_HOUR):
-        users.submit("bob@example.test", PW, ["alice@example.test"],
-                     message("alice@example.test", f"message {n}", sender="bob@example.test"))
+        users.submit(
+            "bob@example.test",
+            PW,
+            ["alice@example.test"],
+            message("alice@example.test", f"message {n}", sender="bob@example.test"),
+        )
     with pytest.raises(smtplib.SMTPRecipientsRefused) as deferred:
-        users.submit("bob@example.test", PW, ["alice@example.test"],
-                     message("alice@example.test", "one too many", sender="bob@example.test"))
+        users.submit(
+            "bob@example.test",
+            PW,
+            ["alice@example.test"],
+            message("alice@example.test", "one too many", sender="bob@example.test"),
+        )
     [(code, reply)] = deferred.value.recipients.values()
     assert code == 450 and b"has sent 3 messages in the last hour" in reply
     # Another login is not held back by bob's count.
-    users.submit("carol@example.test", PW, ["alice@example.test"],
-                 message("alice@example.test", "from carol", sender="carol@example.test"))
+    users.submit(
+        "carol@example.test",
+        PW,
+        ["alice@example.test"],
+        message("alice@example.test", "from carol", sender="carol@example.test"),
+    )
 
 
 def test_recipients_past_the_limit_of_a_message_are_deferred(users: Stack) -> None:

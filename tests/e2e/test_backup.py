@@ -18,8 +18,11 @@ from tests.e2e.conftest import ROOT, Stack, compose_stack, message, tls_context,
 from tests.fixtures.crafted_backups import CRAFTED, with_member
 from vmm.errors import ExitCode
 
-USERS = {"alice@example.test": "Alice-password-1", "bob@example.test": "Bob-password-2",
-         "carol@example.test": "Carol-password-3"}
+USERS = {
+    "alice@example.test": "Alice-password-1",
+    "bob@example.test": "Bob-password-2",
+    "carol@example.test": "Carol-password-3",
+}
 # folder -> [(uid, flags, bytes)]
 Mailbox = dict[str, list[tuple[int, str, bytes]]]
 
@@ -50,8 +53,10 @@ def mailbox(stack: Stack, user: str) -> Mailbox:
 
 
 def certificate(stack: Stack) -> str:
-    with (socket.create_connection(("127.0.0.1", stack.port(993)), timeout=30) as raw,
-          tls_context().wrap_socket(raw) as tls):
+    with (
+        socket.create_connection(("127.0.0.1", stack.port(993)), timeout=30) as raw,
+        tls_context().wrap_socket(raw) as tls,
+    ):
         der = tls.getpeercert(binary_form=True)
     assert der is not None
     return hashlib.sha256(der).hexdigest()
@@ -69,8 +74,12 @@ def fill(stack: Stack) -> None:
     client = stack.imap_login("alice@example.test", USERS["alice@example.test"])
     try:
         client.create("Archive")
-        client.append("Archive", r"(\Seen \Flagged)", imaplib.Time2Internaldate(time.time()),
-                      b"Subject: kept\r\n\r\nfiled by hand\r\n")
+        client.append(
+            "Archive",
+            r"(\Seen \Flagged)",
+            imaplib.Time2Internaldate(time.time()),
+            b"Subject: kept\r\n\r\nfiled by hand\r\n",
+        )
         client.select("INBOX")
         client.store("1", "+FLAGS", r"(\Answered)")
     finally:
@@ -92,7 +101,10 @@ def test_a_backup_file_is_private_and_a_crafted_archive_is_refused_whole(stack: 
     assert mode.split() == ["600", "root"]
     archive = subprocess.run(
         ["docker", "compose", "exec", "-T", "dovecot", "cat", "/srv/mail/private.tar.gz"],
-        cwd=ROOT, capture_output=True, check=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        check=True,
+        timeout=60,
     ).stdout
     stack.exec("dovecot", "rm", "/srv/mail/private.tar.gz")
     before = _mail_volume(stack)
@@ -100,7 +112,11 @@ def test_a_backup_file_is_private_and_a_crafted_archive_is_refused_whole(stack: 
         crafted = with_member(archive, CRAFTED[case], b"bad")
         restored = subprocess.run(
             ["docker", "compose", "run", "--rm", "-T", "vmm", "restore", "-", "--force"],
-            cwd=ROOT, input=crafted, capture_output=True, timeout=300, check=False,
+            cwd=ROOT,
+            input=crafted,
+            capture_output=True,
+            timeout=300,
+            check=False,
         )
         assert restored.returncode == ExitCode.INVALID, (case, restored.stderr)
         assert _mail_volume(stack) == before, case
@@ -113,8 +129,15 @@ def test_a_backup_restores_into_a_new_stack(stack: Stack, tmp_path: Path) -> Non
     cert = certificate(stack)
     archive = tmp_path / "vmm-backup.tar.gz"
     with archive.open("wb") as out:
-        saved = subprocess.run(["docker", "compose", "run", "--rm", "-T", "vmm", "backup", "-"], cwd=ROOT,
-                               stdout=out, stderr=subprocess.PIPE, text=False, timeout=300, check=False)
+        saved = subprocess.run(
+            ["docker", "compose", "run", "--rm", "-T", "vmm", "backup", "-"],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=False,
+            timeout=300,
+            check=False,
+        )
     assert saved.returncode == 0, saved.stderr
     stack.compose.stop(down=True)  # the old stack and its volumes are gone
 
@@ -122,12 +145,19 @@ def test_a_backup_restores_into_a_new_stack(stack: Stack, tmp_path: Path) -> Non
         for user, password in USERS.items():
             with pytest.raises(imaplib.IMAP4.error):
                 fresh.imap_login(user, password)
-        restored = subprocess.run(["docker", "compose", "run", "--rm", "-T", "vmm", "restore", "-"], cwd=ROOT,
-                                  stdin=source, capture_output=True, timeout=300, check=False)
+        restored = subprocess.run(
+            ["docker", "compose", "run", "--rm", "-T", "vmm", "restore", "-"],
+            cwd=ROOT,
+            stdin=source,
+            capture_output=True,
+            timeout=300,
+            check=False,
+        )
         assert restored.returncode == 0, restored.stderr
         for command in (["restart"], ["up", "-d", "--wait"]):
-            subprocess.run(["docker", "compose", *command], cwd=ROOT, check=True, capture_output=True,
-                           timeout=300)
+            subprocess.run(
+                ["docker", "compose", *command], cwd=ROOT, check=True, capture_output=True, timeout=300
+            )
         assert {user: mailbox(fresh, user) for user in USERS} == before
         assert certificate(fresh) == cert
         # The restored stack works on: mail to a restored account arrives.

@@ -14,9 +14,15 @@ from tests.e2e.conftest import ROOT, Stack
 
 
 def test_the_benchmark_runs_every_measurement(stack: Stack, tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "bench", "--smoke", "--results", str(tmp_path)],
-                            cwd=ROOT, env=os.environ, capture_output=True, text=True, timeout=900,
-                            check=False)
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--smoke", "--results", str(tmp_path)],
+        cwd=ROOT,
+        env=os.environ,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     [report] = tmp_path.glob("bench-*.json")
     data = json.loads(report.read_text())

@@ -140,8 +140,12 @@ def test_a_burst_of_sessions_leaves_postgres_connections_for_everyone_else(mailb
         sessions = [pool.submit(client) for _ in range(45)]
         peak = 0
         while not all(session.done() for session in sessions):
-            peak = max(peak, int(_sql_as_vmm(
-                mailboxes, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'postfix'")))
+            peak = max(
+                peak,
+                int(
+                    _sql_as_vmm(mailboxes, "SELECT count(*) FROM pg_stat_activity WHERE usename = 'postfix'")
+                ),
+            )
         for session in sessions:
             session.result()
     assert answers and set(answers) == {250}, collections.Counter(answers)

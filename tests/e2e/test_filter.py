@@ -162,10 +162,18 @@ print(attempt())
 
 def test_suspicious_mail_from_a_new_sender_is_greylisted_once(mail: Stack) -> None:
     client = mail.client_address(91)
-    mail.publish("\n".join(record.zone_line() for record in [
-        Record("grey.test.", "A", client), Record("mx.grey.test.", "A", client),
-        Record("grey.test.", "MX", "10 mx.grey.test."), Record("grey.test.", "TXT", "v=spf1 -all"),
-    ]) + "\n")
+    mail.publish(
+        "\n".join(
+            record.zone_line()
+            for record in [
+                Record("grey.test.", "A", client),
+                Record("mx.grey.test.", "A", client),
+                Record("grey.test.", "MX", "10 mx.grey.test."),
+                Record("grey.test.", "TXT", "v=spf1 -all"),
+            ]
+        )
+        + "\n"
+    )
     # SPF fails, no Date:, no Message-ID: a score past the greylist threshold (4).
     message = re.sub(rb"(Date|Message-ID): [^\r]*\r\n", b"", note("eve@grey.test", "bob@example.test"))
     first, retry = mail.client(91, GREYLISTED.replace("MESSAGE", repr(message))).splitlines()
@@ -186,9 +194,12 @@ def test_what_rspamd_learns_is_kept_in_valkey_across_restarts(mail: Stack) -> No
         return out.strip()
 
     before = learned_spam()
-    spam = note("spammer@sender.test", "bob@example.test",
-                "Cheap pills now: best price, limited offer, click here today for the discount "
-                "pharmacy, free shipping worldwide, order before midnight.")
+    spam = note(
+        "spammer@sender.test",
+        "bob@example.test",
+        "Cheap pills now: best price, limited offer, click here today for the discount "
+        "pharmacy, free shipping worldwide, order before midnight.",
+    )
     out, err, code = mail.exec_input(spam.decode(), "rspamd", "rspamc", "learn_spam")
     assert code == 0 and "success = true" in out, out + err
     # rspamc stat shows what rspamd last read from Valkey: it catches up within a minute.
@@ -205,22 +216,34 @@ def test_what_rspamd_learns_is_kept_in_valkey_across_restarts(mail: Stack) -> No
 def _rsa_key(directory: Path) -> tuple[bytes, str]:
     """A private key (PEM) and its public key (base64 DER) for a sending domain."""
     private = directory / "sender.key"
-    subprocess.run(["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048",
-                    "-out", str(private)], check=True, capture_output=True)
-    public = subprocess.run(["openssl", "pkey", "-in", str(private), "-pubout", "-outform", "DER"],
-                            check=True, capture_output=True).stdout
+    subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(private)],
+        check=True,
+        capture_output=True,
+    )
+    public = subprocess.run(
+        ["openssl", "pkey", "-in", str(private), "-pubout", "-outform", "DER"],
+        check=True,
+        capture_output=True,
+    ).stdout
     return private.read_bytes(), base64.b64encode(public).decode()
 
 
 def test_incoming_mail_carries_spf_dkim_and_dmarc_results(mail: Stack, tmp_path: Path) -> None:
     private, public = _rsa_key(tmp_path)
-    mail.publish("\n".join(record.zone_line() for record in [
-        Record("sender.test.", "TXT", f"v=spf1 ip4:{mail.gateway()} -all"),
-        Record("s1._domainkey.sender.test.", "TXT", f"v=DKIM1; k=rsa; p={public}"),
-        Record("_dmarc.sender.test.", "TXT", "v=DMARC1; p=reject"),
-        Record("forged.test.", "TXT", "v=spf1 ip4:192.0.2.1 -all"),
-        Record("_dmarc.forged.test.", "TXT", "v=DMARC1; p=reject"),
-    ]) + "\n")
+    mail.publish(
+        "\n".join(
+            record.zone_line()
+            for record in [
+                Record("sender.test.", "TXT", f"v=spf1 ip4:{mail.gateway()} -all"),
+                Record("s1._domainkey.sender.test.", "TXT", f"v=DKIM1; k=rsa; p={public}"),
+                Record("_dmarc.sender.test.", "TXT", "v=DMARC1; p=reject"),
+                Record("forged.test.", "TXT", "v=spf1 ip4:192.0.2.1 -all"),
+                Record("_dmarc.forged.test.", "TXT", "v=DMARC1; p=reject"),
+            ]
+        )
+        + "\n"
+    )
     genuine = note("eve@sender.test", "bob@example.test")
     genuine = dkim.sign(genuine, b"s1", b"sender.test", private) + genuine
     mail.send("eve@sender.test", ["bob@example.test"], genuine)
@@ -229,11 +252,15 @@ def test_incoming_mail_carries_spf_dkim_and_dmarc_results(mail: Stack, tmp_path:
         assert verdict in results, results
 
 
-
 def test_forged_verdict_headers_from_outside_are_replaced_by_the_stacks_own(mail: Stack) -> None:
-    forged = note("eve@sender.test", "bob@example.test").replace(b"\r\n\r\n", (
-        b"\r\nAuthentication-Results: mail.example.test; dkim=pass; spf=pass; dmarc=pass"
-        b"\r\nX-Spam-Status: No, score=-100.00\r\nX-Spamd-Bar: ---------\r\n\r\n"), 1)
+    forged = note("eve@sender.test", "bob@example.test").replace(
+        b"\r\n\r\n",
+        (
+            b"\r\nAuthentication-Results: mail.example.test; dkim=pass; spf=pass; dmarc=pass"
+            b"\r\nX-Spam-Status: No, score=-100.00\r\nX-Spamd-Bar: ---------\r\n\r\n"
+        ),
+        1,
+    )
     mail.send("eve@sender.test", ["bob@example.test"], forged)
     received = email.message_from_bytes(delivered(mail, "bob@example.test", forged))
     for name in ("Authentication-Results", "X-Spam-Status", "X-Spamd-Bar"):
@@ -252,11 +279,17 @@ def _rspamd_verdict(stack: Stack, sent: bytes) -> str:
 def test_the_senders_dmarc_policy_acts_on_mail_that_fails_it(mail: Stack) -> None:
     # SPF "?all": neutral, so that no score of its own decides; DMARC fails (no SPF pass,
     # no DKIM) and the policy alone acts.
-    mail.publish("\n".join(record.zone_line() for domain, policy in
-                            [("strict", "reject"), ("careful", "quarantine"), ("relaxed", "none")]
-                            for record in [Record(f"{domain}.test.", "TXT", "v=spf1 ?all"),
-                                           Record(f"_dmarc.{domain}.test.", "TXT", f"v=DMARC1; p={policy}")])
-                 + "\n")
+    mail.publish(
+        "\n".join(
+            record.zone_line()
+            for domain, policy in [("strict", "reject"), ("careful", "quarantine"), ("relaxed", "none")]
+            for record in [
+                Record(f"{domain}.test.", "TXT", "v=spf1 ?all"),
+                Record(f"_dmarc.{domain}.test.", "TXT", f"v=DMARC1; p={policy}"),
+            ]
+        )
+        + "\n"
+    )
     # p=reject: refused at SMTP time; the sending server tells its sender.
     rejected = note("ceo@strict.test", "bob@example.test")
     with mail.smtp() as client, pytest.raises(smtplib.SMTPDataError) as refused:
@@ -308,7 +341,8 @@ def test_with_the_filter_stopped_mail_is_deferred_then_accepted(mail: Stack) -> 
             client.sendmail("eve@sender.test", ["bob@example.test"], sent)
         assert 400 <= deferred.value.smtp_code < 500, deferred.value
     finally:
-        subprocess.run(["docker", "compose", "up", "-d", "--wait", "rspamd"], cwd=ROOT, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["docker", "compose", "up", "-d", "--wait", "rspamd"], cwd=ROOT, check=True, capture_output=True
+        )
     mail.send("eve@sender.test", ["bob@example.test"], sent)  # the client's retry
     assert delivered(mail, "bob@example.test", sent)

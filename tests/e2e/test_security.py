@@ -102,9 +102,24 @@ def _handshake(port: int, protocol: str | None, version: ssl.TLSVersion) -> byte
 def _self_signed(directory: Path, common_name: str) -> tuple[Path, Path]:
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-         "-subj", f"/CN={common_name}", "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            f"/CN={common_name}",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
     )
     return cert, key
 
@@ -133,8 +148,16 @@ def test_this_client_can_speak_tls_1_1(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("port", "protocol"),
-    [(25, "smtp"), (587, "smtp"), (143, "imap"), (110, "pop3"), (4190, "sieve"),
-     (465, None), (993, None), (995, None)],
+    [
+        (25, "smtp"),
+        (587, "smtp"),
+        (143, "imap"),
+        (110, "pop3"),
+        (4190, "sieve"),
+        (465, None),
+        (993, None),
+        (995, None),
+    ],
 )
 def test_every_port_speaks_tls_1_2_with_the_supplied_certificate_and_refuses_1_1(
     stack: Stack, port: int, protocol: str | None
@@ -197,8 +220,11 @@ def test_submission_reaches_the_recipient(accounts: Stack) -> None:
     with smtplib.SMTP_SSL("127.0.0.1", accounts.port(465), context=tls_context(), timeout=30) as client:
         client.ehlo("client.example")
         client.login("alice@secure.example", PW)
-        client.sendmail("alice@secure.example", ["bob@secure.example"],
-                        message("bob@secure.example", sender="alice@secure.example"))
+        client.sendmail(
+            "alice@secure.example",
+            ["bob@secure.example"],
+            message("bob@secure.example", sender="alice@secure.example"),
+        )
     assert len(wait_until_delivered(accounts, "bob@secure.example", "B0b's-own-pw")) >= 1
 
 
@@ -267,9 +293,14 @@ def test_the_docker_network_is_not_trusted(accounts: Stack) -> None:
 @pytest.mark.parametrize("role", ["postfix", "dovecot"])
 @pytest.mark.parametrize(
     "sql",
-    ["SELECT count(*) FROM users", "UPDATE users SET passwd = 'x'",
-     "INSERT INTO settings VALUES ('a', 'b')", "DELETE FROM alias",
-     "CREATE TABLE evil (id int)", "SELECT * FROM pg_catalog.pg_authid"],
+    [
+        "SELECT count(*) FROM users",
+        "UPDATE users SET passwd = 'x'",
+        "INSERT INTO settings VALUES ('a', 'b')",
+        "DELETE FROM alias",
+        "CREATE TABLE evil (id int)",
+        "SELECT * FROM pg_catalog.pg_authid",
+    ],
 )
 def test_daemon_roles_cannot_read_tables_or_write(accounts: Stack, role: str, sql: str) -> None:
     _, stderr, code = accounts.psql_as(role, sql)
@@ -287,7 +318,10 @@ def test_daemon_roles_can_call_their_lookups(accounts: Stack) -> None:
 
 def test_postgres_is_not_published(accounts: Stack) -> None:
     result = subprocess.run(
-        ["docker", "compose", "port", "postgres", "5432"], capture_output=True, text=True, check=False,
+        ["docker", "compose", "port", "postgres", "5432"],
+        capture_output=True,
+        text=True,
+        check=False,
         cwd=Path(__file__).resolve().parents[2],
     )
     assert result.returncode != 0 or result.stdout.strip() in ("", ":0")
@@ -359,7 +393,9 @@ def test_secrets_are_files_with_tight_modes_and_in_no_environment(accounts: Stac
     for service in ("postgres", "postfix", "dovecot"):
         inspect = subprocess.run(
             ["docker", "inspect", f"{accounts.project}-{service}-1", "--format", "{{json .Config.Env}}"],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         ).stdout
         for password in passwords:
             assert len(password) >= 32
@@ -419,7 +455,10 @@ def test_passwords_appear_in_no_log_and_no_json(accounts: Stack) -> None:
     with pytest.raises(imaplib.IMAP4.error):
         accounts.imap_login("alice@secure.example", "Wr0ng-but-secret")
     logs = subprocess.run(
-        ["docker", "compose", "logs", "--no-color"], capture_output=True, text=True, check=True,
+        ["docker", "compose", "logs", "--no-color"],
+        capture_output=True,
+        text=True,
+        check=True,
         cwd=Path(__file__).resolve().parents[2],
     ).stdout
     assert "alice@secure.example" in logs  # the logs were read
@@ -438,8 +477,10 @@ def test_a_logged_in_user_cannot_send_with_the_null_sender(accounts: Stack) -> N
 
 
 def test_a_logged_in_user_cannot_put_a_colleagues_address_in_from(accounts: Stack) -> None:
-    forged = (b"From: Bob <bob@secure.example>\r\nTo: <bob@secure.example>\r\nSubject: pay this\r\n"
-              b"Message-ID: <forged@secure.example>\r\n\r\nPlease pay.\r\n")
+    forged = (
+        b"From: Bob <bob@secure.example>\r\nTo: <bob@secure.example>\r\nSubject: pay this\r\n"
+        b"Message-ID: <forged@secure.example>\r\n\r\nPlease pay.\r\n"
+    )
     with smtplib.SMTP_SSL("127.0.0.1", accounts.port(465), context=tls_context(), timeout=30) as client:
         client.ehlo("client.example")
         client.login("alice@secure.example", PW)
@@ -548,19 +589,32 @@ print(" ".join(opened))
 
 def _addresses(stack: Stack, service: str) -> list[str]:
     out = subprocess.run(
-        ["docker", "inspect", f"{stack.project}-{service}-1", "--format",
-         "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}"],
-        capture_output=True, text=True, check=True,
+        [
+            "docker",
+            "inspect",
+            f"{stack.project}-{service}-1",
+            "--format",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     return out.split()
 
 
 def test_rspamd_reaches_neither_postgres_nor_dovecots_auth_lmtp_or_quota_service(accounts: Stack) -> None:
-    internal = [("postgres", 5432), ("pgbouncer", 6432), ("dovecot", 24), ("dovecot", 12345),
-                ("dovecot", 12340)]
+    internal = [
+        ("postgres", 5432),
+        ("pgbouncer", 6432),
+        ("dovecot", 24),
+        ("dovecot", 12345),
+        ("dovecot", 12340),
+    ]
     targets = [f"{service}:{port}" for service, port in internal]
-    targets += [f"{address}:{port}" for service, port in internal
-                for address in _addresses(accounts, service)]
+    targets += [
+        f"{address}:{port}" for service, port in internal for address in _addresses(accounts, service)
+    ]
     assert len(targets) >= 10
     opened, stderr, code = accounts.exec("rspamd", "python3", "-c", CONNECT, *targets)
     assert code == 0, stderr
@@ -596,9 +650,14 @@ DAEMONS = ["postgres", "pgbouncer", "valkey", "rspamd", "postfix", "dovecot", "p
 
 @pytest.mark.parametrize("service", DAEMONS)
 def test_every_daemon_runs_hardened(accounts: Stack, service: str) -> None:
-    inspect = json.loads(subprocess.run(
-        ["docker", "inspect", f"{accounts.project}-{service}-1"], capture_output=True, text=True, check=True,
-    ).stdout)[0]["HostConfig"]
+    inspect = json.loads(
+        subprocess.run(
+            ["docker", "inspect", f"{accounts.project}-{service}-1"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )[0]["HostConfig"]
     assert inspect["CapDrop"] == ["ALL"]
     assert "NET_RAW" not in (inspect["CapAdd"] or []) and "MKNOD" not in (inspect["CapAdd"] or [])
     assert "no-new-privileges:true" in inspect["SecurityOpt"]

@@ -50,8 +50,11 @@ def test_a_script_uploaded_over_managesieve_becomes_active(users: Stack) -> None
 
 def test_the_script_files_list_mail_into_its_folder(users: Stack) -> None:
     subject = f"[lists] digest {uuid.uuid4().hex}"
-    users.send("news@lists.example", ["carol@example.test"], note("news@lists.example", "carol@example.test",
-                                                                     subject))
+    users.send(
+        "news@lists.example",
+        ["carol@example.test"],
+        note("news@lists.example", "carol@example.test", subject),
+    )
     filed = wait_until_delivered(users, "carol@example.test", PASSWORD, folder="Lists")
     assert [email.message_from_bytes(raw)["Subject"] for raw in filed] == [subject]
     inbox = wait_until_delivered(users, "carol@example.test", PASSWORD, count=0)
@@ -60,8 +63,12 @@ def test_the_script_files_list_mail_into_its_folder(users: Stack) -> None:
 
 def test_the_vacation_reply_reaches_the_sender_once(users: Stack) -> None:
     for n in range(2):
-        users.submit("dave@example.test", PASSWORD, ["carol@example.test"],
-                     note("dave@example.test", "carol@example.test", f"question {n}"))
+        users.submit(
+            "dave@example.test",
+            PASSWORD,
+            ["carol@example.test"],
+            note("dave@example.test", "carol@example.test", f"question {n}"),
+        )
     replies = wait_until_delivered(users, "dave@example.test", PASSWORD)
     [reply] = [email.message_from_bytes(raw) for raw in replies]
     assert reply["Subject"] == "Out of office"

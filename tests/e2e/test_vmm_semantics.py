@@ -53,11 +53,13 @@ def test_alias_expands_to_several_destinations_with_placeholders(stack: Stack) -
     for user in ("bob", "sales=alias.example", "sales=alias.example.net"):
         stack.add_account(f"{user}@alias.example", PW)
     # Local and remote destinations; %= is the address with @ replaced by =.
-    stack.vmm_ok("aliasadd", "sales@alias.example", "bob@alias.example", "%=@alias.example",
-                 "%n.%d@remote.example")
+    stack.vmm_ok(
+        "aliasadd", "sales@alias.example", "bob@alias.example", "%=@alias.example", "%n.%d@remote.example"
+    )
     # Postfix's own lookup shows the substitution for each name of the domain.
     assert set(stack.postmap("virtual_alias_maps", "sales@alias.example.net").split(",")) == {
-        "bob@alias.example", "sales=alias.example.net@alias.example",
+        "bob@alias.example",
+        "sales=alias.example.net@alias.example",
         "sales.alias.example.net@remote.example",
     }
     stack.vmm_ok("aliasdelete", "sales@alias.example", "%n.%d@remote.example")  # no mail off the box

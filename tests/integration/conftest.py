@@ -42,8 +42,11 @@ class Cli:
         """``vmm ARGS`` in a child forked from this interpreter, which has imported vmm
         already: the process boundary of ``python -m vmm`` (its own standard streams,
         environment, working directory and exit code) without 0.6 s of imports a call."""
-        with tempfile.TemporaryFile() as given, tempfile.TemporaryFile() as out, \
-                tempfile.TemporaryFile() as err:
+        with (
+            tempfile.TemporaryFile() as given,
+            tempfile.TemporaryFile() as out,
+            tempfile.TemporaryFile() as err,
+        ):
             given.write(stdin)
             given.seek(0)
             pid = os.fork()
@@ -66,8 +69,14 @@ class Cli:
         """``python -m vmm ARGS`` as a new interpreter: for commands that run at once
         (a fork from one of several threads could inherit another thread's locks)."""
         return subprocess.run(
-            [sys.executable, "-m", "vmm", *args], input=stdin, capture_output=True, text=True,
-            env=self.env, cwd=ROOT, timeout=60, check=False,
+            [sys.executable, "-m", "vmm", *args],
+            input=stdin,
+            capture_output=True,
+            text=True,
+            env=self.env,
+            cwd=ROOT,
+            timeout=60,
+            check=False,
         )
 
     def ok(self, *args: str, stdin: str | None = None) -> str:
@@ -77,8 +86,11 @@ class Cli:
 
     def sql(self, query: str) -> list[tuple[object, ...]]:
         with psycopg.connect(
-            host=self.env["VMM_DB_HOST"], port=int(self.env["VMM_DB_PORT"]), dbname="mailsys",
-            user="vmm", password=(Path(self.env["VMM_SECRETS_DIR"]) / "vmm" / "password").read_text(),
+            host=self.env["VMM_DB_HOST"],
+            port=int(self.env["VMM_DB_PORT"]),
+            dbname="mailsys",
+            user="vmm",
+            password=(Path(self.env["VMM_SECRETS_DIR"]) / "vmm" / "password").read_text(),
             autocommit=True,
         ) as conn:
             cursor = conn.execute(query.encode())
@@ -130,8 +142,11 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
     with container:
         port = int(container.get_exposed_port(5432))
         env = {
-            **os.environ, "VMM_DB_HOST": "127.0.0.1", "VMM_DB_PORT": str(port),
-            "VMM_SECRETS_DIR": str(secrets), "PYTHONPATH": str(ROOT),
+            **os.environ,
+            "VMM_DB_HOST": "127.0.0.1",
+            "VMM_DB_PORT": str(port),
+            "VMM_SECRETS_DIR": str(secrets),
+            "PYTHONPATH": str(ROOT),
         }
         deadline = time.monotonic() + 60
         while True:
@@ -142,8 +157,12 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
             assert time.monotonic() < deadline, "PostgreSQL did not become healthy"
             time.sleep(0.5)
         migrate = subprocess.run(
-            [sys.executable, "-m", "vmm", "migrate"], env=env, cwd=ROOT,
-            capture_output=True, text=True, check=False,
+            [sys.executable, "-m", "vmm", "migrate"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
         )
         assert migrate.returncode == 0, migrate.stderr
         yield env
@@ -155,8 +174,14 @@ def fresh_cli(database: dict[str, str], mail_root: Path) -> Iterator[Cli]:
     mail_root.mkdir()
     (mail_root.parent / "dkim").mkdir()
     (mail_root.parent / "tls").mkdir()
-    runner = Cli({**database, "VMM_DKIM_DIR": str(mail_root.parent / "dkim"),
-                  "VMM_TLS_DIR": str(mail_root.parent / "tls")}, mail_root)
+    runner = Cli(
+        {
+            **database,
+            "VMM_DKIM_DIR": str(mail_root.parent / "dkim"),
+            "VMM_TLS_DIR": str(mail_root.parent / "tls"),
+        },
+        mail_root,
+    )
     runner.ok("configset", "misc.base_directory", str(mail_root))
     try:
         yield runner

@@ -30,8 +30,12 @@ def files(root: Path) -> Files:
 
 def state(cli: Cli) -> tuple[list[tuple[object, ...]], Files, Files, Files]:
     env = cli.env
-    return (cli.sql(DUMP), files(cli.mail_root), files(Path(env["VMM_DKIM_DIR"])),
-            files(Path(env["VMM_TLS_DIR"])))
+    return (
+        cli.sql(DUMP),
+        files(cli.mail_root),
+        files(Path(env["VMM_DKIM_DIR"])),
+        files(Path(env["VMM_TLS_DIR"])),
+    )
 
 
 def populate(cli: Cli) -> None:

@@ -17,9 +17,7 @@ def _tree(root: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def populated(
-    database: dict[str, str], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Cli]:
+def populated(database: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cli]:
     """One domain with one account, shared by the cases: each must leave it unchanged."""
     with fresh_cli(database, tmp_path_factory.mktemp("bad-input") / "mail") as cli:
         cli.ok("cs", "domain.auto_postmaster", "false")
@@ -46,8 +44,11 @@ CASES = [
     (["useradd", "bob@example.org", "--password-stdin"], "\n", ExitCode.PASSWORD),
     (["useradd", "bob@example.org"], "", ExitCode.PASSWORD),
     (["useradd", "bob", "--password-stdin"], "pw-long-enough\n", ExitCode.INVALID),
-    (["useradd", "bob'; DROP TABLE users; --@example.org", "--password-stdin"], "pw-long-enough\n",
-     ExitCode.INVALID),
+    (
+        ["useradd", "bob'; DROP TABLE users; --@example.org", "--password-stdin"],
+        "pw-long-enough\n",
+        ExitCode.INVALID,
+    ),
     (["userinfo", "nobody@example.org"], None, ExitCode.NOT_FOUND),
     (["userinfo", "alice@example.org", "-d", "bogus"], None, ExitCode.INVALID),
     (["getuser", "12"], None, ExitCode.NOT_FOUND),
@@ -77,11 +78,17 @@ CASES = [
     (["userquota", "alice@example.org", "12Q"], None, ExitCode.INVALID),
     (["userservices", "alice@example.org", "-s", "telnet"], None, ExitCode.INVALID),
     (["usertransport", "alice@example.org", "nocolon"], None, ExitCode.INVALID),
-    (["userpassword", "alice@example.org", "-s", "ROT13", "--password-stdin"], "pw-long-enough\n",
-     ExitCode.INVALID),
+    (
+        ["userpassword", "alice@example.org", "-s", "ROT13", "--password-stdin"],
+        "pw-long-enough\n",
+        ExitCode.INVALID,
+    ),
     # Weak or plaintext material, and short passwords (VMM_ALLOW_WEAK_SCHEMES is off here).
-    (["userpassword", "alice@example.org", "-s", "SHA256", "--password-stdin"], "pw-long-enough\n",
-     ExitCode.INVALID),
+    (
+        ["userpassword", "alice@example.org", "-s", "SHA256", "--password-stdin"],
+        "pw-long-enough\n",
+        ExitCode.INVALID,
+    ),
     (["userpassword", "alice@example.org", "--password-stdin"], "eleven-char\n", ExitCode.PASSWORD),
     (["useradd", "bob@example.org", "--password-stdin"], "eleven-char\n", ExitCode.PASSWORD),
     (["userpassword", "alice@example.org", "--hash"], "plainhash\n", ExitCode.INVALID),
@@ -89,8 +96,11 @@ CASES = [
     (["userpassword", "alice@example.org", "--hash"], "{PLAIN}secret\n", ExitCode.INVALID),
     (["userpassword", "alice@example.org", "--hash"], "{CLEAR}secret\n", ExitCode.INVALID),
     (["userpassword", "alice@example.org", "--hash"], "{CRAM-MD5}" + "a" * 64 + "\n", ExitCode.INVALID),
-    (["userpassword", "alice@example.org", "--hash"], "{SHA1}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n",
-     ExitCode.INVALID),
+    (
+        ["userpassword", "alice@example.org", "--hash"],
+        "{SHA1}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n",
+        ExitCode.INVALID,
+    ),
     (["userpassword", "alice@example.org", "--hash"], "", ExitCode.PASSWORD),
     # A hash never travels in argv.
     (["userpassword", "alice@example.org", "--hash", "{SHA512-CRYPT}$6$s$h"], None, ExitCode.USAGE),

@@ -50,7 +50,10 @@ def test_useradd_creates_the_maildir_with_folders_owned_by_the_account(cli: Cli)
             assert (path.stat().st_uid, path.stat().st_gid) == (info["uid"], info["gid"])
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
     assert (maildir / "subscriptions").read_text().split() == [
-        "Drafts", "Sent", "Templates", "Trash",
+        "Drafts",
+        "Sent",
+        "Templates",
+        "Trash",
     ]
 
 

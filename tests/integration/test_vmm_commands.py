@@ -36,15 +36,48 @@ def test_short_and_long_forms_are_the_same_command(org: Cli) -> None:
 
 def test_help_lists_every_man_page_subcommand(cli: Cli) -> None:
     out = cli.ok("help")
-    for name in ("configget", "configset", "configure", "getuser", "listdomains",
-                 "listaddresses", "listaliases", "listrelocated", "listusers", "listpwschemes",
-                 "domainadd", "domaindelete", "domaininfo", "domainquota", "domainservices",
-                 "domaintransport", "domainnote", "aliasdomainadd", "aliasdomaindelete",
-                 "aliasdomaininfo", "aliasdomainswitch", "useradd", "userdelete", "userinfo",
-                 "username", "userpassword", "usernote", "userquota", "userservices",
-                 "usertransport", "aliasadd", "aliasdelete", "aliasinfo", "catchalladd",
-                 "catchallinfo", "catchalldelete", "relocatedadd", "relocatedinfo",
-                 "relocateddelete", "version"):
+    for name in (
+        "configget",
+        "configset",
+        "configure",
+        "getuser",
+        "listdomains",
+        "listaddresses",
+        "listaliases",
+        "listrelocated",
+        "listusers",
+        "listpwschemes",
+        "domainadd",
+        "domaindelete",
+        "domaininfo",
+        "domainquota",
+        "domainservices",
+        "domaintransport",
+        "domainnote",
+        "aliasdomainadd",
+        "aliasdomaindelete",
+        "aliasdomaininfo",
+        "aliasdomainswitch",
+        "useradd",
+        "userdelete",
+        "userinfo",
+        "username",
+        "userpassword",
+        "usernote",
+        "userquota",
+        "userservices",
+        "usertransport",
+        "aliasadd",
+        "aliasdelete",
+        "aliasinfo",
+        "catchalladd",
+        "catchallinfo",
+        "catchalldelete",
+        "relocatedadd",
+        "relocatedinfo",
+        "relocateddelete",
+        "version",
+    ):
         assert f"  {name} " in out, name
 
 
@@ -113,8 +146,9 @@ def test_name_note_and_password(org: Cli) -> None:
     assert weak.returncode == ExitCode.INVALID and "weak" in weak.stderr
 
 
-@pytest.mark.parametrize("ready", ["{PLAIN-MD5}1a1dc91c907325c69271ddf0c944bc72", "{CRAM-MD5}" + "a" * 64,
-                                   "{PLAIN}old-secret"])
+@pytest.mark.parametrize(
+    "ready", ["{PLAIN-MD5}1a1dc91c907325c69271ddf0c944bc72", "{CRAM-MD5}" + "a" * 64, "{PLAIN}old-secret"]
+)
 def test_weak_material_is_taken_with_a_warning_where_the_postmaster_allows_it(org: Cli, ready: str) -> None:
     allowing = Cli({**org.env, "VMM_ALLOW_WEAK_SCHEMES": "yes"}, org.mail_root)
     result = allowing("up", "alice@example.org", "--hash", stdin=ready + "\n")
@@ -149,7 +183,8 @@ def test_aliases_with_placeholders_and_alias_domains(org: Cli) -> None:
     assert _json(org, "adi", "example.net")["domain"] == "example.org"
     listed = json.loads(org.ok("la", "--json"))
     assert {(item["address"], item["alias_domain"]) for item in listed} == {
-        ("team@example.org", False), ("team@example.net", True),
+        ("team@example.org", False),
+        ("team@example.net", True),
     }
     org.ok("ad", "team@example.org", "bob@remote.example")
     assert len(_json(org, "ai", "team@example.org")["destinations"]) == 2
@@ -164,7 +199,8 @@ def test_alias_domain_switch_and_delete(org: Cli) -> None:
     assert _json(org, "adi", "example.net")["domain"] == "example.com"
     domains = json.loads(org.ok("ld", "--json"))
     assert [(d["domain"], d["primary"], d["belongs_to"]) for d in domains] == [
-        ("example.com", True, "example.com"), ("example.net", False, "example.com"),
+        ("example.com", True, "example.com"),
+        ("example.net", False, "example.com"),
         ("example.org", True, "example.org"),
     ]
     org.ok("add", "example.net")
@@ -174,7 +210,8 @@ def test_alias_domain_switch_and_delete(org: Cli) -> None:
 def test_catchall_and_relocated(org: Cli) -> None:
     org.ok("caa", "example.org", "alice@example.org", "archive@example.com")
     assert _json(org, "cai", "example.org")["destinations"] == [
-        "alice@example.org", "archive@example.com",
+        "alice@example.org",
+        "archive@example.com",
     ]
     org.ok("cad", "example.org", "archive@example.com")
     assert _json(org, "cai", "example.org")["destinations"] == ["alice@example.org"]
@@ -193,8 +230,12 @@ def test_catchall_and_relocated(org: Cli) -> None:
 def test_one_address_is_exactly_one_object(org: Cli) -> None:
     org.ok("aa", "team@example.org", "alice@example.org")
     org.ok("ra", "gone@example.org", "gone@new.example")
-    for args in (["aa", "alice@example.org", "x@example.com"], ["ra", "alice@example.org", "a@b.example"],
-                 ["ra", "team@example.org", "a@b.example"], ["aa", "gone@example.org", "x@example.com"]):
+    for args in (
+        ["aa", "alice@example.org", "x@example.com"],
+        ["ra", "alice@example.org", "a@b.example"],
+        ["ra", "team@example.org", "a@b.example"],
+        ["aa", "gone@example.org", "x@example.com"],
+    ):
         result = org(*args)
         assert result.returncode == ExitCode.EXISTS, args
     result = org("ua", "team@example.org", "--password-stdin", stdin="pw-long-enough\n")
@@ -263,8 +304,11 @@ def test_idn_domains_are_stored_in_ace_and_shown_in_both(cli: Cli) -> None:
 
 
 def test_configure_reads_one_answer_per_option(cli: Cli) -> None:
-    options = [line for line in cli.ok("configure", "-s", "account", stdin="\n" * 20).splitlines()
-               if line.startswith("Enter new value")]
+    options = [
+        line
+        for line in cli.ok("configure", "-s", "account", stdin="\n" * 20).splitlines()
+        if line.startswith("Enter new value")
+    ]
     assert len(options) == len([name for name in OPTIONS if name.startswith("account.")])
     answers = "\n".join(["true", "", "", "", "12", "true"]) + "\n"
     cli.ok("cf", "-s", "account", stdin=answers)
@@ -275,8 +319,17 @@ def test_configure_reads_one_answer_per_option(cli: Cli) -> None:
 def test_listpwschemes_marks_weak_schemes(cli: Cli) -> None:
     schemes = json.loads(cli.ok("lp", "--json"))
     names = [scheme["name"] for scheme in schemes["schemes"]]
-    for name in ("SHA512-CRYPT", "SHA256-CRYPT", "BLF-CRYPT", "ARGON2I", "ARGON2ID", "PBKDF2",
-                 "SSHA512", "SSHA256", "SSHA"):
+    for name in (
+        "SHA512-CRYPT",
+        "SHA256-CRYPT",
+        "BLF-CRYPT",
+        "ARGON2I",
+        "ARGON2ID",
+        "PBKDF2",
+        "SSHA512",
+        "SSHA256",
+        "SSHA",
+    ):
         assert name in names
     assert "MD5-CRYPT" in schemes["refused_unless_weak_allowed"]
     assert schemes["default"] == "BLF-CRYPT"

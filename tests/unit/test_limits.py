@@ -8,8 +8,7 @@ from vmm.limits import parse_services, parse_storage, parse_transport
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("0", 0), ("1024", 1024), ("1k", 1024), ("500M", 500 * 1024**2), ("2g", 2 * 1024**3),
-     ("7b", 7)],
+    [("0", 0), ("1024", 1024), ("1k", 1024), ("500M", 500 * 1024**2), ("2g", 2 * 1024**3), ("7b", 7)],
 )
 def test_storage_suffixes(text: str, expected: int) -> None:
     assert parse_storage(text) == expected
@@ -23,7 +22,10 @@ def test_bad_storage_is_refused(text: str) -> None:
 
 def test_services_named_are_on_and_the_rest_off() -> None:
     assert parse_services(["IMAP", "smtp"]) == {
-        "smtp": True, "pop3": False, "imap": True, "sieve": False,
+        "smtp": True,
+        "pop3": False,
+        "imap": True,
+        "sieve": False,
     }
     with pytest.raises(InvalidValue, match="unknown service"):
         parse_services(["ftp"])
@@ -31,8 +33,13 @@ def test_services_named_are_on_and_the_rest_off() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["lmtp:inet:dovecot:24", "smtp:[mx.example.org]:2025", "dovecot:",
-     "retry:4.0.0 Mailbox being migrated", "error:5.1.1 gone"],
+    [
+        "lmtp:inet:dovecot:24",
+        "smtp:[mx.example.org]:2025",
+        "dovecot:",
+        "retry:4.0.0 Mailbox being migrated",
+        "error:5.1.1 gone",
+    ],
 )
 def test_transports(text: str) -> None:
     assert parse_transport(text) == text

@@ -28,8 +28,14 @@ def _verify(stored: str, password: str) -> bool:
         derived = hashlib.pbkdf2_hmac("sha1", password.encode(), salt.encode(), int(rounds), 20)
         return derived.hex() == digest
     raw = bytes.fromhex(value) if encoding == "HEX" else base64.b64decode(value)
-    algorithm = {"SSHA512": "sha512", "SSHA256": "sha256", "SSHA": "sha1", "SHA512": "sha512",
-                 "SHA256": "sha256", "SHA1": "sha1"}[name]
+    algorithm = {
+        "SSHA512": "sha512",
+        "SSHA256": "sha256",
+        "SSHA": "sha1",
+        "SHA512": "sha512",
+        "SHA256": "sha256",
+        "SHA1": "sha1",
+    }[name]
     size = hashlib.new(algorithm).digest_size
     expected, tail = raw[:size], raw[size:]
     return hashlib.new(algorithm, password.encode() + tail).digest() == expected
@@ -65,15 +71,24 @@ def test_unknown_or_unwritable_schemes_are_refused(spec: str) -> None:
         passwords.hash_password("x", spec)
 
 
-@pytest.mark.parametrize("ready", [
-    "{PLAIN-MD5}1a1dc91c907325c69271ddf0c944bc72", "{PLAIN}secret", "{CLEAR}secret",
-    "{CRAM-MD5}" + "a" * 64, "{SHA1}W6ph5Mm5Pz8GgiULbPgzG37mj9g=", "{SHA256.HEX}" + "b" * 64,
-])
+@pytest.mark.parametrize(
+    "ready",
+    [
+        "{PLAIN-MD5}1a1dc91c907325c69271ddf0c944bc72",
+        "{PLAIN}secret",
+        "{CLEAR}secret",
+        "{CRAM-MD5}" + "a" * 64,
+        "{SHA1}W6ph5Mm5Pz8GgiULbPgzG37mj9g=",
+        "{SHA256.HEX}" + "b" * 64,
+    ],
+)
 def test_weak_or_plaintext_ready_hashes_need_weak_schemes_enabled(ready: str) -> None:
     with pytest.raises(InvalidValue, match="weak"):
         passwords.check_ready_hash(ready, allow_weak=False)
-    assert passwords.check_ready_hash(ready, allow_weak=True) == (ready.upper().partition("}")[0] + "}"
-                                                                  + ready.partition("}")[2], True)
+    assert passwords.check_ready_hash(ready, allow_weak=True) == (
+        ready.upper().partition("}")[0] + "}" + ready.partition("}")[2],
+        True,
+    )
 
 
 def test_weak_schemes_write_nothing_unless_allowed() -> None:

@@ -17,27 +17,45 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "config-templates"
 GOLDEN = ROOT / "tests" / "fixtures" / "golden"
 COMMON = {
-    "hostname": "mail.example.test", "domain": "example.test", "db_host": "postgres",
-    "db_name": "mailsys", "db_password": "s3cret", "lmtp_port": 24, "auth_port": 12345,
+    "hostname": "mail.example.test",
+    "domain": "example.test",
+    "db_host": "postgres",
+    "db_name": "mailsys",
+    "db_password": "s3cret",
+    "lmtp_port": 24,
+    "auth_port": 12345,
     "quota_status_port": 12340,
-    "tls_cert": "/etc/vmm/tls/cert.pem", "tls_key": "/etc/vmm/tls/key.pem",
+    "tls_cert": "/etc/vmm/tls/cert.pem",
+    "tls_key": "/etc/vmm/tls/key.pem",
 }
 CONTEXTS: dict[str, render.Context] = {
     "postgres": render.PostgresContext(),
     "postfix": render.PostfixContext(
-        dovecot_host="dovecot", filter_host="rspamd", milter_port=11332, milter_default_action="tempfail",
-        limits=SmtpLimits(), throttle_exempt=("10.1.2.0/26",), dnsbl_sites="bl.test=127.0.0.2*3",
-        local_senders_need_auth=True, queue_minfree=30_720_000, policy_host="policy",
-        send_policy_port=10031, **COMMON,  # type: ignore[arg-type]
+        dovecot_host="dovecot",
+        filter_host="rspamd",
+        milter_port=11332,
+        milter_default_action="tempfail",
+        limits=SmtpLimits(),
+        throttle_exempt=("10.1.2.0/26",),
+        dnsbl_sites="bl.test=127.0.0.2*3",
+        local_senders_need_auth=True,
+        queue_minfree=30_720_000,
+        policy_host="policy",
+        send_policy_port=10031,
+        **COMMON,  # type: ignore[arg-type]
     ),
     "dovecot": render.DovecotContext(
-        allow_weak_schemes=False, submission_host="postfix:25", policy_host="policy",
-        auth_policy_port=8400, policy_nonce="0123456789abcdef",
+        allow_weak_schemes=False,
+        submission_host="postfix:25",
+        policy_host="policy",
+        auth_policy_port=8400,
+        policy_nonce="0123456789abcdef",
         **COMMON | {"db_host": "pgbouncer", "db_port": 6432},  # type: ignore[arg-type]
     ),
     "pgbouncer": render.PgbouncerContext("postgres", 5432, "mailsys", "s3cret", 6432, "/etc/pgbouncer"),
-    "rspamd": render.RspamdContext(11332, "/var/lib/vmm/dkim", ("192.0.2.53", "192.0.2.54:5353"), 2,
-                                    "valkey:6379", 300, ("10.1.2.0/26",)),
+    "rspamd": render.RspamdContext(
+        11332, "/var/lib/vmm/dkim", ("192.0.2.53", "192.0.2.54:5353"), 2, "valkey:6379", 300, ("10.1.2.0/26",)
+    ),
 }
 
 
@@ -75,7 +93,6 @@ def test_a_missing_value_fails_the_render(tmp_path: Path) -> None:
     (tmp_path / "templates" / "broken" / "x.conf.j2").write_text("port = {{ no_such_value }}\n")
     with pytest.raises(UndefinedError):
         render.render("broken", render.PostgresContext(), tmp_path / "out", tmp_path / "templates")
-
 
 
 @pytest.mark.parametrize(("setting", "action"), [("", "tempfail"), ("defer", "tempfail"), ("pass", "accept")])

@@ -91,19 +91,32 @@ def userinfo(
         show_du = "du" in wanted or s.config.flag("account.disk_usage")
     usage = mailboxes.disk_usage(Path(account.home)) if show_du else None
     if as_json:
-        show_json({
-            "address": account.address, "uid": account.uid, "gid": account.gid,
-            "home": account.home, "name": account.name, "note": account.note,
-            "transport": account.transport, "own_transport": account.own_transport,
-            "quota_bytes": account.quota_bytes, "quota_messages": account.quota_messages,
-            "own_quota": account.own_quota, "services": account.services,
-            "own_services": account.own_services,
-            "aliases": [alias for alias, _ in pointing], "disk_usage": usage,
-        })
+        show_json(
+            {
+                "address": account.address,
+                "uid": account.uid,
+                "gid": account.gid,
+                "home": account.home,
+                "name": account.name,
+                "note": account.note,
+                "transport": account.transport,
+                "own_transport": account.own_transport,
+                "quota_bytes": account.quota_bytes,
+                "quota_messages": account.quota_messages,
+                "own_quota": account.own_quota,
+                "services": account.services,
+                "own_services": account.own_services,
+                "aliases": [alias for alias, _ in pointing],
+                "disk_usage": usage,
+            }
+        )
         return
     rows: list[tuple[str, object]] = [
-        ("Address", account.address), ("Name", account.name or "None"),
-        ("UID", account.uid), ("GID", account.gid), ("Home", account.home),
+        ("Address", account.address),
+        ("Name", account.name or "None"),
+        ("UID", account.uid),
+        ("GID", account.gid),
+        ("Home", account.home),
         ("Mail_Location", "maildir:~/Maildir"),
         ("Quota Storage", format_storage(account.quota_bytes)),
         ("Quota Messages", f"{account.quota_messages:,}" if account.quota_messages else "unlimited"),
@@ -152,7 +165,8 @@ def userpassword(
         str | None, typer.Option("-s", "--scheme", help="Overrides misc.password_scheme.")
     ] = None,
     ready_hash: Annotated[
-        bool, typer.Option("--hash", help="Read a ready {SCHEME}hash (`doveadm pw` prints one) from stdin."),
+        bool,
+        typer.Option("--hash", help="Read a ready {SCHEME}hash (`doveadm pw` prints one) from stdin."),
     ] = False,
     password_stdin: PasswordStdin = False,
 ) -> None:

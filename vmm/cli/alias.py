@@ -61,8 +61,10 @@ def aliasinfo(address: str, as_json: JsonOption = False) -> None:
     if as_json:
         show_json({"alias": str(parsed), "destinations": found})
         return
-    show_list("Alias information", [f"Mail for {parsed} will be redirected to:",
-                                    *(f"     * {item}" for item in found)])
+    show_list(
+        "Alias information",
+        [f"Mail for {parsed} will be redirected to:", *(f"     * {item}" for item in found)],
+    )
 
 
 @command("catchalladd", "caa")
@@ -87,10 +89,15 @@ def catchallinfo(fqdn: str, as_json: JsonOption = False) -> None:
     if as_json:
         show_json({"domain": domain.name, "destinations": found})
         return
-    show_list("Catch-all information", [
-        f"Mail to unknown local-parts in domain {domain.name} will be sent to:",
-        *(f"     * {item}" for item in found),
-    ] if found else [f"The domain {domain.name} has no catch-all destinations."])
+    show_list(
+        "Catch-all information",
+        [
+            f"Mail to unknown local-parts in domain {domain.name} will be sent to:",
+            *(f"     * {item}" for item in found),
+        ]
+        if found
+        else [f"The domain {domain.name} has no catch-all destinations."],
+    )
 
 
 @command("catchalldelete", "cad")

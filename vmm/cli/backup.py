@@ -22,8 +22,11 @@ FileArgument = Annotated[str, typer.Argument(help="The archive's path, or - for 
 
 def trees(config: Settings, runtime: Runtime) -> dict[str, Path]:
     """Archive prefix -> the directory it holds."""
-    found = {"mail": Path(config.get("misc.base_directory")), "dkim": runtime.dkim_dir,
-             "tls": runtime.tls_dir}
+    found = {
+        "mail": Path(config.get("misc.base_directory")),
+        "dkim": runtime.dkim_dir,
+        "tls": runtime.tls_dir,
+    }
     for root in found.values():
         if not root.is_dir():
             raise MailDirError(f"{root} is not a directory")

@@ -109,9 +109,12 @@ def import_(
                 create_maildir(s, Path(domain_dirs[gid]) / str(uid), uid, gid)
     # The phases, for the postmaster (and `make bench`): hashing runs on every core.
     rest = time.monotonic() - started - hashed_in - stored_in
-    typer.echo(f"hashed {len(plain)} passwords in {hashed_in:.3f} s on {workers} processes; "
-               f"stored {len(created)} rows in {stored_in:.3f} s; "
-               f"created the Maildirs and committed in {rest:.3f} s", err=True)
+    typer.echo(
+        f"hashed {len(plain)} passwords in {hashed_in:.3f} s on {workers} processes; "
+        f"stored {len(created)} rows in {stored_in:.3f} s; "
+        f"created the Maildirs and committed in {rest:.3f} s",
+        err=True,
+    )
     if weak_hashes:
         typer.echo(f"Warning: {weak_hashes} imported accounts have weak password hashes", err=True)
     typer.echo(f"imported {len(created)} accounts")

@@ -35,22 +35,37 @@ def dkiminfo(fqdn: str, as_json: JsonOption = False) -> None:
         domain = domains.get_primary(s.conn, name)
     key = _key_of(s.runtime, domain.name)
     if as_json:
-        show_json({"domain": domain.name, "selector": key.selector, "bits": dkim.KEY_BITS,
-                   "created": key.created().isoformat(timespec="seconds"),
-                   "record": f"{key.selector}._domainkey.{domain.name}", "value": key.txt_record()})
+        show_json(
+            {
+                "domain": domain.name,
+                "selector": key.selector,
+                "bits": dkim.KEY_BITS,
+                "created": key.created().isoformat(timespec="seconds"),
+                "record": f"{key.selector}._domainkey.{domain.name}",
+                "value": key.txt_record(),
+            }
+        )
         return
-    show(f"DKIM key of {domain.name}", [
-        ("Selector", key.selector), ("Bits", dkim.KEY_BITS),
-        ("Created", key.created().isoformat(timespec="seconds")),
-        ("Record", f"{key.selector}._domainkey.{domain.name}"),
-    ])
+    show(
+        f"DKIM key of {domain.name}",
+        [
+            ("Selector", key.selector),
+            ("Bits", dkim.KEY_BITS),
+            ("Created", key.created().isoformat(timespec="seconds")),
+            ("Record", f"{key.selector}._domainkey.{domain.name}"),
+        ],
+    )
 
 
 @command("dnsrecords", "dr")
 def dnsrecords(
     fqdn: str,
-    address: Annotated[list[str] | None, typer.Option(
-        "-a", "--address", help="A public address of the mail host (A/AAAA record); repeatable.")] = None,
+    address: Annotated[
+        list[str] | None,
+        typer.Option(
+            "-a", "--address", help="A public address of the mail host (A/AAAA record); repeatable."
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Print the DNS records to publish for a domain (MX, SPF, DKIM, DMARC, SRV for mail

@@ -31,6 +31,7 @@ from vmm.limits import Quota, parse_messages, parse_services, parse_storage, par
 
 DETAILS = ("accounts", "aliasdomains", "aliases", "catchall", "relocated", "full")
 
+
 @command("domainadd", "da")
 def domainadd(
     fqdn: str,
@@ -92,30 +93,56 @@ def domaininfo(
             ],
         }
     if as_json:
-        show_json({
-            "domain": domain.name, "domain_unicode": DomainName(domain.name).unicode,
-            "gid": domain.gid, "directory": domain.domaindir, "transport": domain.transport,
-            "quota_bytes": domain.quota_bytes, "quota_messages": domain.quota_messages,
-            "services": domain.services, "note": domain.note,
-            "alias_domains": found.alias_domains, "accounts": found.accounts,
-            "aliases": found.aliases, "relocated": found.relocated, "catchall": found.catchall,
-            **({f"{key}_list": value for key, value in lists.items() if key in wanted}),
-        })
+        show_json(
+            {
+                "domain": domain.name,
+                "domain_unicode": DomainName(domain.name).unicode,
+                "gid": domain.gid,
+                "directory": domain.domaindir,
+                "transport": domain.transport,
+                "quota_bytes": domain.quota_bytes,
+                "quota_messages": domain.quota_messages,
+                "services": domain.services,
+                "note": domain.note,
+                "alias_domains": found.alias_domains,
+                "accounts": found.accounts,
+                "aliases": found.aliases,
+                "relocated": found.relocated,
+                "catchall": found.catchall,
+                **({f"{key}_list": value for key, value in lists.items() if key in wanted}),
+            }
+        )
         return
     services = [service.upper() for service, on in domain.services.items() if on]
-    show("Domain information", [
-        ("Domain Name", domain.name if domain.name == DomainName(domain.name).unicode
-         else f"{domain.name} ({DomainName(domain.name).unicode})"),
-        ("GID", domain.gid), ("Domain Directory", domain.domaindir),
-        ("Quota Limit/User", domain.quota.describe()),
-        ("Active Services", " ".join(services) or "None"), ("Transport", domain.transport),
-        ("Alias Domains", found.alias_domains), ("Accounts", found.accounts),
-        ("Aliases", found.aliases), ("Relocated", found.relocated),
-        ("Catch-All Dests", found.catchall), ("Note", domain.note or "None"),
-    ])
-    titles = {"accounts": "Available accounts", "aliasdomains": "Alias domain names",
-              "aliases": "Available aliases", "catchall": "Catch-all destinations",
-              "relocated": "Relocated users"}
+    show(
+        "Domain information",
+        [
+            (
+                "Domain Name",
+                domain.name
+                if domain.name == DomainName(domain.name).unicode
+                else f"{domain.name} ({DomainName(domain.name).unicode})",
+            ),
+            ("GID", domain.gid),
+            ("Domain Directory", domain.domaindir),
+            ("Quota Limit/User", domain.quota.describe()),
+            ("Active Services", " ".join(services) or "None"),
+            ("Transport", domain.transport),
+            ("Alias Domains", found.alias_domains),
+            ("Accounts", found.accounts),
+            ("Aliases", found.aliases),
+            ("Relocated", found.relocated),
+            ("Catch-All Dests", found.catchall),
+            ("Note", domain.note or "None"),
+        ],
+    )
+    titles = {
+        "accounts": "Available accounts",
+        "aliasdomains": "Alias domain names",
+        "aliases": "Available aliases",
+        "catchall": "Catch-all destinations",
+        "relocated": "Relocated users",
+    }
     for key in DETAILS[:-1]:
         if key in wanted:
             typer.echo("")
@@ -187,8 +214,7 @@ def aliasdomaininfo(fqdn: str, as_json: JsonOption = False) -> None:
     with session() as s:
         target = domains.alias_domain_target(s.conn, name)
     if as_json:
-        show_json({"alias_domain": name.ace, "alias_domain_unicode": name.unicode,
-                   "domain": target.name})
+        show_json({"alias_domain": name.ace, "alias_domain_unicode": name.unicode, "domain": target.name})
         return
     typer.echo("Alias domain information\n------------------------")
     typer.echo(f"\tThe alias domain {name.ace} belongs to:\n\t    * {target.name}")

@@ -17,7 +17,9 @@ from vmm.config import Runtime
 from vmm.errors import NotFound
 
 SECTIONS = {
-    "account": "Account settings", "domain": "Domain settings", "mailbox": "Mailbox settings",
+    "account": "Account settings",
+    "domain": "Domain settings",
+    "mailbox": "Mailbox settings",
     "misc": "Miscellaneous settings",
 }
 
@@ -70,9 +72,7 @@ def configure(
             typer.echo(f"\n* Configuration section: `{name}'")
             for option in sorted(o for o in settings.OPTIONS if o.startswith(name + ".")):
                 current = s.config.get(option)
-                typer.echo(
-                    f"Enter new value for option {option.partition('.')[2]} [{current}]: ", nl=False
-                )
+                typer.echo(f"Enter new value for option {option.partition('.')[2]} [{current}]: ", nl=False)
                 answer = sys.stdin.readline().rstrip("\r\n")
                 typer.echo("")
                 if answer and answer != current:
@@ -83,25 +83,33 @@ def configure(
 def listpwschemes(as_json: JsonOption = False) -> None:
     """List the password schemes vmm writes and the shipped Dovecot verifies."""
     if as_json:
-        show_json({
-            "schemes": [{"name": s.name, "weak": s.weak, "note": s.note} for s in passwords.WRITABLE],
-            "import_only": sorted(passwords.IMPORT_ONLY),
-            "refused_unless_weak_allowed": passwords.REFUSED_BY_DOVECOT,
-            "encodings": passwords.ENCODINGS,
-            "default": passwords.DEFAULT_SCHEME,
-        })
+        show_json(
+            {
+                "schemes": [{"name": s.name, "weak": s.weak, "note": s.note} for s in passwords.WRITABLE],
+                "import_only": sorted(passwords.IMPORT_ONLY),
+                "refused_unless_weak_allowed": passwords.REFUSED_BY_DOVECOT,
+                "encodings": passwords.ENCODINGS,
+                "default": passwords.DEFAULT_SCHEME,
+            }
+        )
         return
-    show_list("Usable password schemes", [
-        f"{scheme.name:<13}{' (weak)' if scheme.weak else '':<8}{scheme.note}"
-        for scheme in passwords.WRITABLE
-    ])
+    show_list(
+        "Usable password schemes",
+        [
+            f"{scheme.name:<13}{' (weak)' if scheme.weak else '':<8}{scheme.note}"
+            for scheme in passwords.WRITABLE
+        ],
+    )
     typer.echo("")
     show_list("Usable encoding suffixes (plain digest schemes)", [" ".join(passwords.ENCODINGS)])
     typer.echo("")
-    show_list("Importable as ready hashes only (userpassword --hash)", [
-        " ".join(sorted(passwords.IMPORT_ONLY)),
-        " ".join(passwords.REFUSED_BY_DOVECOT) + "  (weak: needs VMM_ALLOW_WEAK_SCHEMES=yes)",
-    ])
+    show_list(
+        "Importable as ready hashes only (userpassword --hash)",
+        [
+            " ".join(sorted(passwords.IMPORT_ONLY)),
+            " ".join(passwords.REFUSED_BY_DOVECOT) + "  (weak: needs VMM_ALLOW_WEAK_SCHEMES=yes)",
+        ],
+    )
 
 
 @command("getuser", "gu")
@@ -112,8 +120,7 @@ def getuser(uid: int, as_json: JsonOption = False) -> None:
     if as_json:
         show_json({"uid": account.uid, "gid": account.gid, "address": account.address})
         return
-    show("Account information", [("UID", account.uid), ("GID", account.gid),
-                                 ("Address", account.address)])
+    show("Account information", [("UID", account.uid), ("GID", account.gid), ("Address", account.address)])
 
 
 @command("listdomains", "ld")
@@ -123,12 +130,21 @@ def listdomains(pattern: PatternOption = None, as_json: JsonOption = False) -> N
     with session() as s:
         found = domains.listing(s.conn, like.domain)
     if as_json:
-        show_json([{"domain": name, "domain_unicode": DomainName(name).unicode,
-                    "primary": primary, "belongs_to": owner} for name, primary, owner in found])
+        show_json(
+            [
+                {
+                    "domain": name,
+                    "domain_unicode": DomainName(name).unicode,
+                    "primary": primary,
+                    "belongs_to": owner,
+                }
+                for name, primary, owner in found
+            ]
+        )
         return
-    show_list("Matching domains", [
-        f"[+] {name}" if primary else f"[-]     {name}" for name, primary, _ in found
-    ])
+    show_list(
+        "Matching domains", [f"[+] {name}" if primary else f"[-]     {name}" for name, primary, _ in found]
+    )
 
 
 def _list_addresses(kinds: str, title: str, pattern: str | None, as_json: bool) -> None:
@@ -136,13 +152,20 @@ def _list_addresses(kinds: str, title: str, pattern: str | None, as_json: bool) 
     with session() as s:
         found = search.addresses(s.conn, kinds, like)
     if as_json:
-        show_json([{"address": item.address, "type": search.KINDS[item.kind],
-                    "alias_domain": not item.primary} for item in found])
+        show_json(
+            [
+                {"address": item.address, "type": search.KINDS[item.kind], "alias_domain": not item.primary}
+                for item in found
+            ]
+        )
         return
-    show_list(title, [
-        f"[{item.kind if len(kinds) > 1 else ''}{'+' if item.primary else '-'}] {item.address}"
-        for item in found
-    ])
+    show_list(
+        title,
+        [
+            f"[{item.kind if len(kinds) > 1 else ''}{'+' if item.primary else '-'}] {item.address}"
+            for item in found
+        ],
+    )
 
 
 @command("listaddresses", "ll")

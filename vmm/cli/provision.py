@@ -15,7 +15,9 @@ def create_domain(s: Session, name: DomainName, transport: str | None, note: str
     """Row and directory of a new domain, with the defaults of the domain.* options."""
     config = s.config
     domain = domains.add(
-        s.conn, name, Path(config.get("misc.base_directory")),
+        s.conn,
+        name,
+        Path(config.get("misc.base_directory")),
         parse_transport(transport or config.get("domain.transport")),
         Quota(parse_storage(config.get("domain.quota_bytes")), config.number("domain.quota_messages")),
         {service: config.flag(f"domain.{service}") for service in SERVICES},
@@ -55,7 +57,12 @@ def create_maildir(s: Session, home: Path, uid: int, gid: int) -> None:
     again if the command's transaction fails."""
     config = s.config
     mailboxes.create_account_dir(
-        home, uid, gid, config.number("account.directory_mode"), config.get("mailbox.root"),
-        mailboxes.parse_folders(config.get("mailbox.folders")), config.flag("mailbox.subscribe"),
+        home,
+        uid,
+        gid,
+        config.number("account.directory_mode"),
+        config.get("mailbox.root"),
+        mailboxes.parse_folders(config.get("mailbox.folders")),
+        config.flag("mailbox.subscribe"),
     )
     s.created(home)
