@@ -26,7 +26,7 @@ from psycopg import sql
 
 from vmm import __version__, db
 from vmm.db import Connection
-from vmm.errors import InvalidValue, MailDirError
+from vmm.errors import FileSystemError, InvalidValue
 
 FORMAT = 1
 MANIFEST = "vmm-backup.json"
@@ -241,7 +241,7 @@ def _move_entries(source: Path, dest: Path, skip: set[str]) -> None:
             if entry not in skip:
                 os.rename(source / entry, dest / entry)
     except OSError as exc:
-        raise MailDirError(f"cannot move {source} into {dest}: {exc.strerror}") from None
+        raise FileSystemError(f"cannot move {source} into {dest}: {exc.strerror}") from None
 
 
 def _copy_out(conn: Connection, table: str) -> bytes:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vmm.errors import MailDirError, VmmError
+from vmm.errors import FileSystemError, VmmError
 
 KEY_BITS = 2048  # RFC 8301: at least 1024, 2048 recommended; fits a TXT record split in 255s
 RSPAMD_GID = 990  # the _rspamd group of images/rspamd: it reads the keys, nobody else
@@ -136,4 +136,4 @@ def _write_map(dkim_dir: Path, entries: dict[str, str]) -> None:
         os.chmod(partial, 0o644)
         partial.rename(dkim_dir / MAP)
     except OSError as exc:
-        raise MailDirError(f"cannot write {dkim_dir / MAP}: {exc.strerror}") from None
+        raise FileSystemError(f"cannot write {dkim_dir / MAP}: {exc.strerror}") from None

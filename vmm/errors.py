@@ -43,7 +43,10 @@ class DatabaseError(VmmError):
     code = ExitCode.DATABASE
 
 
-class MailDirError(VmmError):
+class FileSystemError(VmmError):
+    """A file or directory could not be made, read, moved or removed: a Maildir, a
+    backup archive, the DKIM map."""
+
     code = ExitCode.FILESYSTEM
 
 

@@ -9,9 +9,12 @@ import secrets
 import shutil
 from pathlib import Path
 
-from vmm.errors import InvalidValue, MailDirError
+from vmm.errors import FileSystemError, InvalidValue
 
 HASH_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
+# Domains' gids and accounts' uids start here, clear of any system account (the identity
+# columns of schema/0001_initial.sql); Postfix and Dovecot refuse lower ones.
+FIRST_ID = 70000
 
 
 def domain_directory(base: Path, gid: int) -> Path:
@@ -59,7 +62,7 @@ def create_domain_dir(path: Path, gid: int, mode: int) -> None:
         os.chown(path, 0, gid)
         os.chmod(path, mode)
     except OSError as exc:
-        raise MailDirError(f"cannot create domain directory {path}: {exc.strerror}") from None
+        raise FileSystemError(f"cannot create domain directory {path}: {exc.strerror}") from None
 
 
 def create_account_dir(
@@ -90,7 +93,7 @@ def create_account_dir(
     except OSError as exc:
         if made_home:
             shutil.rmtree(home, ignore_errors=True)
-        raise MailDirError(f"cannot create mail directory {home}: {exc.strerror}") from None
+        raise FileSystemError(f"cannot create mail directory {home}: {exc.strerror}") from None
     finally:
         os.umask(previous)
 
@@ -101,7 +104,7 @@ def remove_tree(path: Path) -> None:
     except FileNotFoundError:
         pass
     except OSError as exc:
-        raise MailDirError(f"cannot remove {path}: {exc.strerror}") from None
+        raise FileSystemError(f"cannot remove {path}: {exc.strerror}") from None
 
 
 def retire(path: Path) -> Path | None:
@@ -113,7 +116,7 @@ def retire(path: Path) -> Path | None:
     try:
         path.rename(retired)
     except OSError as exc:
-        raise MailDirError(f"cannot remove {path}: {exc.strerror}") from None
+        raise FileSystemError(f"cannot remove {path}: {exc.strerror}") from None
     return retired
 
 

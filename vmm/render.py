@@ -17,6 +17,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from vmm.addresses import LOCAL_PART_SYMBOLS
 from vmm.config import Runtime, SmtpLimits
+from vmm.mailboxes import FIRST_ID
 
 TEMPLATE_ROOT = Path(os.environ.get("VMM_TEMPLATE_DIR", "/usr/share/vmm/templates"))
 
@@ -51,6 +52,7 @@ class PostfixContext:
     queue_minfree: int
     policy_host: str
     send_policy_port: int
+    first_id: int = FIRST_ID
 
 
 @dataclass(frozen=True)
@@ -77,8 +79,7 @@ class DovecotContext:
     username_chars: str = (
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.@" + LOCAL_PART_SYMBOLS
     )
-    first_valid_uid: int = 70000
-    first_valid_gid: int = 70000
+    first_id: int = FIRST_ID
 
 
 @dataclass(frozen=True)

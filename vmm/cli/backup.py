@@ -14,7 +14,7 @@ from vmm import backup as archive
 from vmm import db
 from vmm.cli.app import app, session
 from vmm.config import Runtime
-from vmm.errors import Conflict, InvalidValue, MailDirError
+from vmm.errors import Conflict, FileSystemError, InvalidValue
 from vmm.settings import Settings
 
 FileArgument = Annotated[str, typer.Argument(help="The archive's path, or - for standard in/output.")]
@@ -29,7 +29,7 @@ def trees(config: Settings, runtime: Runtime) -> dict[str, Path]:
     }
     for root in found.values():
         if not root.is_dir():
-            raise MailDirError(f"{root} is not a directory")
+            raise FileSystemError(f"{root} is not a directory")
     return found
 
 
@@ -93,11 +93,11 @@ def _create(path: Path) -> IO[bytes]:
         os.fchmod(fd, 0o600)
         return os.fdopen(fd, "wb")
     except OSError as exc:
-        raise MailDirError(f"cannot create {path}: {exc.strerror}") from None
+        raise FileSystemError(f"cannot create {path}: {exc.strerror}") from None
 
 
 def _open(path: Path) -> IO[bytes]:
     try:
         return open(path, "rb")
     except OSError as exc:
-        raise MailDirError(f"cannot read {path}: {exc.strerror}") from None
+        raise FileSystemError(f"cannot read {path}: {exc.strerror}") from None
