@@ -8,14 +8,14 @@ from __future__ import annotations
 import base64
 import fcntl
 import os
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from vmm.errors import FileSystemError, VmmError
+from vmm.errors import FileSystemError, ToolError
+from vmm.openssl import openssl
 
 KEY_BITS = 2048  # RFC 8301: at least 1024, 2048 recommended; fits a TXT record split in 255s
 RSPAMD_GID = 990  # the _rspamd group of images/rspamd: it reads the keys, nobody else
@@ -29,14 +29,10 @@ class Key:
     path: Path
 
     def public_der(self) -> bytes:
-        result = subprocess.run(
-            ["openssl", "pkey", "-in", str(self.path), "-pubout", "-outform", "DER"],
-            capture_output=True,
-            check=False,
-        )
-        if result.returncode != 0:
-            raise VmmError(f"cannot read the DKIM key {self.path}: {result.stderr.decode().strip()}")
-        return result.stdout
+        return openssl(
+            "pkey", "-in", str(self.path), "-pubout", "-outform", "DER",
+            what=f"read the DKIM key {self.path}",
+        )  # fmt: skip
 
     def txt_record(self) -> str:
         """The value of the ``<selector>._domainkey`` TXT record."""
@@ -70,24 +66,15 @@ def generate(dkim_dir: Path, domain: str, now: datetime | None = None) -> Key:
         selector = f"{stamp}n{n}"
     path = _key_path(dkim_dir, domain, selector)
     partial = path.with_suffix(".new")
-    result = subprocess.run(
-        [
-            "openssl",
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            f"rsa_keygen_bits:{KEY_BITS}",
-            "-out",
-            str(partial),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
+    try:
+        openssl(
+            "genpkey", "-algorithm", "RSA", "-pkeyopt", f"rsa_keygen_bits:{KEY_BITS}",
+            "-out", str(partial),
+            what=f"create a DKIM key for {domain}",
+        )  # fmt: skip
+    except ToolError:
         partial.unlink(missing_ok=True)
-        raise VmmError(f"cannot create a DKIM key for {domain}: {result.stderr.strip()}")
+        raise
     os.chmod(partial, 0o640)
     if os.geteuid() == 0:
         os.chown(partial, 0, RSPAMD_GID)

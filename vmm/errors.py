@@ -4,9 +4,10 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    """Exit codes of the vmm command; the README lists them."""
+    """Exit codes of the vmm command; docs/cli.md lists them."""
 
     OK = 0
+    ABORTED = 1  # interrupted (Ctrl-C), or the input ended at a prompt
     USAGE = 2  # click's own code for a malformed command line
     INVALID = 3  # a malformed value: address, domain, quota, service, transport, pattern
     NOT_FOUND = 4  # the named object does not exist
@@ -15,6 +16,7 @@ class ExitCode(IntEnum):
     DATABASE = 7  # the database is unreachable or failed
     FILESYSTEM = 8  # a mail directory could not be created or removed
     PASSWORD = 9  # passwords did not match, or none could be read
+    TOOL = 10  # a program the command runs (openssl) failed
 
 
 class VmmError(Exception):
@@ -52,3 +54,9 @@ class FileSystemError(VmmError):
 
 class PasswordError(VmmError):
     code = ExitCode.PASSWORD
+
+
+class ToolError(VmmError):
+    """A program vmm runs failed: openssl making a key or a certificate."""
+
+    code = ExitCode.TOOL

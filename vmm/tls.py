@@ -4,10 +4,9 @@ generated once on first start and kept in the tls volume."""
 from __future__ import annotations
 
 import os
-import subprocess
 
 from vmm.config import Runtime
-from vmm.errors import VmmError
+from vmm.openssl import openssl
 
 
 def ensure_certificate(runtime: Runtime) -> bool:
@@ -17,33 +16,13 @@ def ensure_certificate(runtime: Runtime) -> bool:
         return False
     runtime.tls_dir.mkdir(mode=0o755, parents=True, exist_ok=True)
     # EC P-256: instant to generate, and no DH parameters are needed at start (ECDHE).
-    result = subprocess.run(
-        [
-            "openssl",
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "3650",
-            "-subj",
-            f"/CN={runtime.hostname}",
-            "-addext",
-            f"subjectAltName=DNS:{runtime.hostname},DNS:{runtime.domain}",
-            "-keyout",
-            str(key),
-            "-out",
-            str(cert),
-        ],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        raise VmmError(f"cannot create a self-signed certificate: {result.stderr.strip()}")
+    openssl(
+        "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+        "-days", "3650", "-subj", f"/CN={runtime.hostname}",
+        "-addext", f"subjectAltName=DNS:{runtime.hostname},DNS:{runtime.domain}",
+        "-keyout", str(key), "-out", str(cert),
+        what="create a self-signed certificate",
+    )  # fmt: skip
     os.chmod(key, 0o600)
     os.chmod(cert, 0o644)
     return True

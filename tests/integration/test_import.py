@@ -32,6 +32,17 @@ def test_import_creates_accounts_with_maildirs_from_csv_and_json(cli: Cli, tmp_p
     assert cli.sql("SELECT count(*) FROM users") == [(22,)]
 
 
+def test_import_reports_its_phases_as_json(cli: Cli) -> None:
+    cli.ok("cs", "domain.auto_postmaster", "false")
+    cli.ok("da", "example.org")
+    ready = "{SHA512-CRYPT}$6$saltsalt$" + "b" * 86
+    rows = "address,password\nplain@example.org,import-password-1\n" + f"ready@example.org,{ready}\n"
+    report = json.loads(cli.ok("import", "-", "--json", stdin=rows))
+    assert report["imported"] == 2 and report["hashed"] == 1 and report["weak_hashes"] == 0
+    assert report["workers"] >= 1
+    assert all(report[phase] >= 0 for phase in ("hash_seconds", "store_seconds", "rest_seconds"))
+
+
 def test_import_is_all_or_nothing(cli: Cli) -> None:
     cli.ok("cs", "domain.auto_postmaster", "false")
     cli.ok("da", "example.org")

@@ -9,7 +9,8 @@ import typer
 
 from vmm import accounts, aliases, domains, mailboxes, passwords
 from vmm.addresses import EmailAddress
-from vmm.cli.app import (
+from vmm.cli.app import command
+from vmm.cli.options import (
     DeleteOption,
     ForceOption,
     JsonOption,
@@ -19,17 +20,14 @@ from vmm.cli.app import (
     PasswordStdin,
     ServiceArgs,
     ServiceOption,
-    command,
     details_wanted,
     one_of,
     read_password,
     read_secret,
-    session,
-    show,
-    show_json,
-    show_list,
 )
+from vmm.cli.output import show, show_json, show_list
 from vmm.cli.provision import create_account
+from vmm.cli.session import open_session
 from vmm.errors import Conflict, InvalidValue
 from vmm.limits import Quota, format_storage, parse_messages, parse_services, parse_storage, parse_transport
 
@@ -42,8 +40,8 @@ def useradd(address: str, note: NoteOption = None, password_stdin: PasswordStdin
     """Add an account and its Maildir. The password is prompted for (twice), read from
     stdin with --password-stdin, or generated when account.random_password is on."""
     parsed = EmailAddress.parse(address)
-    with session() as s:
-        _, generated = create_account(s, parsed, password_stdin, note)
+    with open_session() as session:
+        _, generated = create_account(session, parsed, password_stdin, note)
     if generated:
         typer.echo(f"Generated password: {generated}")
 
@@ -58,20 +56,20 @@ def userdelete(
     deletes those destinations too). The Maildir stays unless --delete-directory (or
     account.delete_directory)."""
     parsed = EmailAddress.parse(address)
-    with session() as s:
-        account = accounts.get(s.conn, parsed)
-        names = domains.names(s.conn, account.gid)
+    with open_session() as session:
+        account = accounts.get(session.conn, parsed)
+        names = domains.names(session.conn, account.gid)
         local_part = account.address.partition("@")[0]
-        pointing = aliases.pointing_at(s.conn, names, local_part)
+        pointing = aliases.pointing_at(session.conn, names, local_part)
         if pointing and not force:
             raise Conflict(
                 f"{len(pointing)} alias destination(s) point at {account.address}"
                 f" (first: {pointing[0][0]}); use --force to delete them too"
             )
-        aliases.delete_pointing_at(s.conn, names, local_part)
-        accounts.delete(s.conn, account)
-        if delete_directory or s.config.flag("account.delete_directory"):
-            s.remove_later(Path(account.home))
+        aliases.delete_pointing_at(session.conn, names, local_part)
+        accounts.delete(session.conn, account)
+        if delete_directory or session.settings.flag("account.delete_directory"):
+            session.remove_later(Path(account.home))
 
 
 @command("userinfo", "ui")
@@ -83,12 +81,12 @@ def userinfo(
     """Show an account's settings; -d aliases, du (disk usage) or full adds those."""
     parsed = EmailAddress.parse(address)
     wanted = details_wanted(details, DETAILS)
-    with session() as s:
-        account = accounts.get(s.conn, parsed)
+    with open_session() as session:
+        account = accounts.get(session.conn, parsed)
         pointing = aliases.pointing_at(
-            s.conn, domains.names(s.conn, account.gid), account.address.partition("@")[0]
+            session.conn, domains.names(session.conn, account.gid), account.address.partition("@")[0]
         )
-        show_du = "du" in wanted or s.config.flag("account.disk_usage")
+        show_du = "du" in wanted or session.settings.flag("account.disk_usage")
     usage = mailboxes.disk_usage(Path(account.home)) if show_du else None
     if as_json:
         show_json(
@@ -141,8 +139,8 @@ def username(
     """Set (-n NAME) or delete (-d) the account's real name."""
     value = one_of(name, delete, "-n NAME")
     parsed = EmailAddress.parse(address)
-    with session() as s:
-        accounts.set_name(s.conn, accounts.get(s.conn, parsed), value)
+    with open_session() as session:
+        accounts.set_name(session.conn, accounts.get(session.conn, parsed), value)
 
 
 @command("usernote", "uo")
@@ -154,8 +152,8 @@ def usernote(
     """Set (-n NOTE) or delete (-d) the account's note."""
     value = one_of(note, delete, "-n NOTE")
     parsed = EmailAddress.parse(address)
-    with session() as s:
-        accounts.set_note(s.conn, accounts.get(s.conn, parsed), value)
+    with open_session() as session:
+        accounts.set_note(session.conn, accounts.get(session.conn, parsed), value)
 
 
 @command("userpassword", "up")
@@ -175,20 +173,20 @@ def userpassword(
     parsed = EmailAddress.parse(address)
     if ready_hash and (scheme is not None or password_stdin):
         raise InvalidValue("--hash excludes --scheme and --password-stdin")
-    with session() as s:
-        account = accounts.get(s.conn, parsed)
+    with open_session() as session:
+        account = accounts.get(session.conn, parsed)
         generated = None
         if ready_hash:
-            hashed, weak = s.password_policy.ready_hash(read_secret("hash"))
+            hashed, weak = session.password_policy.ready_hash(read_secret("hash"))
             if weak:
                 typer.echo(f"Warning: {account.address} now has a weak password hash", err=True)
         else:
             if scheme is not None:
-                passwords.writable_scheme(scheme, s.runtime.allow_weak_schemes)
-            password, was_generated = read_password(password_stdin, s.config)
+                passwords.writable_scheme(scheme, session.runtime.allow_weak_schemes)
+            password, was_generated = read_password(password_stdin, session.settings)
             generated = password if was_generated else None
-            hashed = s.password_policy.hash_new(password, scheme)
-        accounts.set_password(s.conn, account, hashed)
+            hashed = session.password_policy.hash_new(password, scheme)
+        accounts.set_password(session.conn, account, hashed)
     if generated:
         typer.echo(f"Generated password: {generated}")
 
@@ -203,8 +201,8 @@ def userquota(
     the domain's again."""
     parsed = EmailAddress.parse(address)
     quota = None if storage == DOMAIN_KEYWORD else Quota(parse_storage(storage), parse_messages(messages))
-    with session() as s:
-        accounts.set_quota(s.conn, accounts.get(s.conn, parsed), quota)
+    with open_session() as session:
+        accounts.set_quota(session.conn, accounts.get(session.conn, parsed), quota)
 
 
 @command("userservices", "us")
@@ -218,8 +216,8 @@ def userservices(
     parsed = EmailAddress.parse(address)
     named = [*(service or []), *(more or [])]
     services = None if named == [DOMAIN_KEYWORD] else parse_services(named)
-    with session() as s:
-        accounts.set_services(s.conn, accounts.get(s.conn, parsed), services)
+    with open_session() as session:
+        accounts.set_services(session.conn, accounts.get(session.conn, parsed), services)
 
 
 @command("usertransport", "ut")
@@ -227,5 +225,5 @@ def usertransport(address: str, transport: str) -> None:
     """Set the account's transport, or `domain` to use the domain's again."""
     parsed = EmailAddress.parse(address)
     value = None if transport == DOMAIN_KEYWORD else parse_transport(transport)
-    with session() as s:
-        accounts.set_transport(s.conn, accounts.get(s.conn, parsed), value)
+    with open_session() as session:
+        accounts.set_transport(session.conn, accounts.get(session.conn, parsed), value)

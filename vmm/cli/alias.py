@@ -8,20 +8,23 @@ import typer
 
 from vmm import accounts, aliases, domains, relocated
 from vmm.addresses import DomainName, EmailAddress
-from vmm.cli.app import JsonOption, Session, command, session, show_json, show_list
+from vmm.cli.app import command
+from vmm.cli.options import JsonOption
+from vmm.cli.output import show_json, show_list
+from vmm.cli.session import Session, open_session
 from vmm.errors import AlreadyExists, NotFound
 
 Destinations = Annotated[list[str], typer.Argument(help="One or more destination addresses.")]
 OptionalDestinations = Annotated[list[str] | None, typer.Argument(help="Only these destinations.")]
 
 
-def _claim(s: Session, address: EmailAddress, allowed: str | None = None) -> domains.Domain:
+def _claim(session: Session, address: EmailAddress, allowed: str | None = None) -> domains.Domain:
     """The domain of a new alias or relocated address, with the address locked and
     checked: one address is exactly one of account, alias or relocated user."""
-    domain = domains.get(s.conn, address.domain)
-    domains.lock(s.conn, domain)
-    accounts.lock_address(s.conn, domain.gid, address.local_part)
-    existing = accounts.address_in_use(s.conn, domain.gid, address.local_part)
+    domain = domains.get(session.conn, address.domain)
+    domains.lock(session.conn, domain)
+    accounts.lock_address(session.conn, domain.gid, address.local_part)
+    existing = accounts.address_in_use(session.conn, domain.gid, address.local_part)
     if existing and existing != allowed:
         raise AlreadyExists(f"the address {address} is already {existing}")
     return domain
@@ -34,9 +37,9 @@ def aliasadd(address: str, destination: Destinations) -> None:
     @ replaced by =."""
     parsed = EmailAddress.parse(address)
     new = aliases.parse_destinations(destination, str(parsed))
-    with session() as s:
-        domain = _claim(s, parsed, allowed="an alias")
-        aliases.add(s.conn, domain.gid, parsed.local_part, domain.name, new)
+    with open_session() as session:
+        domain = _claim(session, parsed, allowed="an alias")
+        aliases.add(session.conn, domain.gid, parsed.local_part, domain.name, new)
 
 
 @command("aliasdelete", "ad")
@@ -44,18 +47,18 @@ def aliasdelete(address: str, destination: OptionalDestinations = None) -> None:
     """Delete the given destinations of an alias, or the whole alias."""
     parsed = EmailAddress.parse(address)
     only = aliases.parse_destinations(destination) if destination else None
-    with session() as s:
-        domain = domains.get(s.conn, parsed.domain)
-        aliases.delete(s.conn, domain.gid, parsed.local_part, domain.name, only)
+    with open_session() as session:
+        domain = domains.get(session.conn, parsed.domain)
+        aliases.delete(session.conn, domain.gid, parsed.local_part, domain.name, only)
 
 
 @command("aliasinfo", "ai")
 def aliasinfo(address: str, as_json: JsonOption = False) -> None:
     """Show where mail for an alias goes."""
     parsed = EmailAddress.parse(address)
-    with session() as s:
-        domain = domains.get(s.conn, parsed.domain)
-        found = aliases.destinations(s.conn, domain.gid, parsed.local_part)
+    with open_session() as session:
+        domain = domains.get(session.conn, parsed.domain)
+        found = aliases.destinations(session.conn, domain.gid, parsed.local_part)
     if not found:
         raise NotFound(f"the alias {parsed} does not exist")
     if as_json:
@@ -73,19 +76,19 @@ def catchalladd(fqdn: str, destination: Destinations) -> None:
     relocated user of the domain always wins over the catch-all."""
     name = DomainName.parse(fqdn)
     new = aliases.parse_destinations(destination)
-    with session() as s:
-        domain = domains.get(s.conn, name)
-        domains.lock(s.conn, domain)
-        aliases.add(s.conn, domain.gid, aliases.CATCHALL, domain.name, new)
+    with open_session() as session:
+        domain = domains.get(session.conn, name)
+        domains.lock(session.conn, domain)
+        aliases.add(session.conn, domain.gid, aliases.CATCHALL, domain.name, new)
 
 
 @command("catchallinfo", "cai")
 def catchallinfo(fqdn: str, as_json: JsonOption = False) -> None:
     """Show the catch-all destinations of a domain."""
     name = DomainName.parse(fqdn)
-    with session() as s:
-        domain = domains.get(s.conn, name)
-        found = aliases.destinations(s.conn, domain.gid, aliases.CATCHALL)
+    with open_session() as session:
+        domain = domains.get(session.conn, name)
+        found = aliases.destinations(session.conn, domain.gid, aliases.CATCHALL)
     if as_json:
         show_json({"domain": domain.name, "destinations": found})
         return
@@ -105,9 +108,9 @@ def catchalldelete(fqdn: str, destination: OptionalDestinations = None) -> None:
     """Delete the given catch-all destinations of a domain, or all of them."""
     name = DomainName.parse(fqdn)
     only = aliases.parse_destinations(destination) if destination else None
-    with session() as s:
-        domain = domains.get(s.conn, name)
-        aliases.delete(s.conn, domain.gid, aliases.CATCHALL, domain.name, only)
+    with open_session() as session:
+        domain = domains.get(session.conn, name)
+        aliases.delete(session.conn, domain.gid, aliases.CATCHALL, domain.name, only)
 
 
 @command("relocatedadd", "ra")
@@ -115,17 +118,17 @@ def relocatedadd(address: str, newaddress: str) -> None:
     """Add a relocated user: mail to ADDRESS is refused, telling the sender NEWADDRESS."""
     parsed = EmailAddress.parse(address)
     target = str(EmailAddress.parse(newaddress))
-    with session() as s:
-        domain = _claim(s, parsed)
-        relocated.add(s.conn, domain.gid, parsed, target)
+    with open_session() as session:
+        domain = _claim(session, parsed)
+        relocated.add(session.conn, domain.gid, parsed, target)
 
 
 @command("relocatedinfo", "ri")
 def relocatedinfo(address: str, as_json: JsonOption = False) -> None:
     """Show the new address of a relocated user."""
     parsed = EmailAddress.parse(address)
-    with session() as s:
-        target = relocated.destination(s.conn, domains.get(s.conn, parsed.domain).gid, parsed)
+    with open_session() as session:
+        target = relocated.destination(session.conn, domains.get(session.conn, parsed.domain).gid, parsed)
     if as_json:
         show_json({"address": str(parsed), "destination": target})
         return
@@ -136,5 +139,5 @@ def relocatedinfo(address: str, as_json: JsonOption = False) -> None:
 def relocateddelete(address: str) -> None:
     """Delete a relocated user."""
     parsed = EmailAddress.parse(address)
-    with session() as s:
-        relocated.delete(s.conn, domains.get(s.conn, parsed.domain).gid, parsed)
+    with open_session() as session:
+        relocated.delete(session.conn, domains.get(session.conn, parsed.domain).gid, parsed)

@@ -12,7 +12,8 @@ import typer
 
 from vmm import backup as archive
 from vmm import db
-from vmm.cli.app import app, session
+from vmm.cli.app import app
+from vmm.cli.session import open_session
 from vmm.config import Runtime
 from vmm.errors import Conflict, FileSystemError, InvalidValue
 from vmm.settings import Settings
@@ -71,17 +72,17 @@ def restore(
     load the restored certificate."""
     with ExitStack() as stack:
         source = sys.stdin.buffer if file == "-" else stack.enter_context(_open(Path(file)))
-        with session() as s:
-            found = trees(s.config, s.runtime)
-            row = s.conn.execute("SELECT count(*) FROM users").fetchone()
+        with open_session() as session:
+            found = trees(session.settings, session.runtime)
+            row = session.conn.execute("SELECT count(*) FROM users").fetchone()
             if row and row[0] and not force:
                 raise Conflict(f"this installation has {row[0]} account(s); give --force to replace them")
             staged = archive.read(source, found)
-            s.on_rollback.append(lambda: archive.discard(staged.staging))
-            archive.load(s.conn, staged)
+            session.on_rollback.append(lambda: archive.discard(staged.staging))
+            archive.load(session.conn, staged)
             aside = archive.swap_in(staged, found)
-            s.on_rollback.append(lambda: archive.swap_back(staged, aside, found))
-            s.after_commit.append(lambda: archive.discard(aside, staged.staging))
+            session.on_rollback.append(lambda: archive.swap_back(staged, aside, found))
+            session.after_commit.append(lambda: archive.discard(aside, staged.staging))
     typer.echo(f"restored the backup of {staged.manifest.created}; now run: docker compose restart", err=True)
 
 

@@ -9,8 +9,11 @@ import typer
 
 from vmm import dkim, domains
 from vmm.addresses import DomainName
-from vmm.cli.app import JsonOption, command, session, show, show_json
+from vmm.cli.app import command
+from vmm.cli.options import JsonOption
+from vmm.cli.output import show, show_json
 from vmm.cli.provision import create_key
+from vmm.cli.session import open_session
 from vmm.config import Runtime
 from vmm.dnsrecords import for_domain
 from vmm.errors import InvalidValue, NotFound
@@ -21,9 +24,9 @@ def dkimrotate(fqdn: str) -> None:
     """Give a domain a new DKIM key and selector (or its first one). The old key is kept:
     publish the new record printed by dnsrecords, and keep the old one for a few days."""
     name = DomainName.parse(fqdn)
-    with session() as s:
-        domain = domains.get_primary(s.conn, name)
-        key = create_key(s, domain.name)
+    with open_session() as session:
+        domain = domains.get_primary(session.conn, name)
+        key = create_key(session, domain.name)
     typer.echo(f"{domain.name} signs with selector {key.selector} within 10 seconds")
 
 
@@ -31,9 +34,9 @@ def dkimrotate(fqdn: str) -> None:
 def dkiminfo(fqdn: str, as_json: JsonOption = False) -> None:
     """Show a domain's DKIM selector, key and the TXT record to publish."""
     name = DomainName.parse(fqdn)
-    with session() as s:
-        domain = domains.get_primary(s.conn, name)
-    key = _key_of(s.runtime, domain.name)
+    with open_session() as session:
+        domain = domains.get_primary(session.conn, name)
+    key = _key_of(session.runtime, domain.name)
     if as_json:
         show_json(
             {
@@ -77,10 +80,10 @@ def dnsrecords(
             addresses.append(ipaddress.ip_address(text))
         except ValueError:
             raise InvalidValue(f"not an IP address: {text!r}") from None
-    with session() as s:
-        domain = domains.get_primary(s.conn, name)
-    key = dkim.current(s.runtime.dkim_dir, domain.name)
-    records = for_domain(domain.name, s.runtime.hostname, key, addresses)
+    with open_session() as session:
+        domain = domains.get_primary(session.conn, name)
+    key = dkim.current(session.runtime.dkim_dir, domain.name)
+    records = for_domain(domain.name, session.runtime.hostname, key, addresses)
     if as_json:
         show_json([{"name": r.name, "ttl": r.ttl, "type": r.type, "value": r.value} for r in records])
         return

@@ -9,7 +9,8 @@ import typer
 
 from vmm import aliases, dkim, domains, relocated, search
 from vmm.addresses import DomainName, EmailAddress
-from vmm.cli.app import (
+from vmm.cli.app import command
+from vmm.cli.options import (
     DeleteOption,
     ForceOption,
     JsonOption,
@@ -18,15 +19,12 @@ from vmm.cli.app import (
     PasswordStdin,
     ServiceArgs,
     ServiceOption,
-    command,
     details_wanted,
     one_of,
-    session,
-    show,
-    show_json,
-    show_list,
 )
+from vmm.cli.output import show, show_json, show_list
 from vmm.cli.provision import create_account, create_domain
+from vmm.cli.session import open_session
 from vmm.limits import Quota, parse_messages, parse_services, parse_storage, parse_transport
 
 DETAILS = ("accounts", "aliasdomains", "aliases", "catchall", "relocated", "full")
@@ -43,11 +41,11 @@ def domainadd(
     account postmaster@, whose password is prompted for, read from stdin or generated."""
     name = DomainName.parse(fqdn)
     generated = None
-    with session() as s:
-        create_domain(s, name, transport, note)
-        if s.config.flag("domain.auto_postmaster"):
+    with open_session() as session:
+        create_domain(session, name, transport, note)
+        if session.settings.flag("domain.auto_postmaster"):
             typer.echo(f"Creating account for postmaster@{name.ace}", err=True)
-            _, generated = create_account(s, EmailAddress("postmaster", name), password_stdin, None)
+            _, generated = create_account(session, EmailAddress("postmaster", name), password_stdin, None)
     if generated:
         typer.echo(f"Generated password: {generated}")
 
@@ -61,12 +59,12 @@ def domaindelete(
     """Delete a domain and its alias domains. Refused while it holds accounts, aliases,
     relocated users or catch-alls, unless --force (or domain.force_deletion)."""
     name = DomainName.parse(fqdn)
-    with session() as s:
-        domain = domains.get_primary(s.conn, name)
-        domains.delete(s.conn, domain, force or s.config.flag("domain.force_deletion"))
-        if delete_directory or s.config.flag("domain.delete_directory"):
-            s.remove_later(Path(domain.domaindir))
-        s.after_commit.append(lambda: dkim.forget(s.runtime.dkim_dir, domain.name))
+    with open_session() as session:
+        domain = domains.get_primary(session.conn, name)
+        domains.delete(session.conn, domain, force or session.settings.flag("domain.force_deletion"))
+        if delete_directory or session.settings.flag("domain.delete_directory"):
+            session.remove_later(Path(domain.domaindir))
+        session.after_commit.append(lambda: dkim.forget(session.runtime.dkim_dir, domain.name))
 
 
 @command("domaininfo", "di")
@@ -78,18 +76,18 @@ def domaininfo(
     """Show a domain's settings and what it holds; -d lists the details too."""
     name = DomainName.parse(fqdn)
     wanted = details_wanted(details, DETAILS)
-    with session() as s:
-        domain = domains.get(s.conn, name)
-        found = domains.counts(s.conn, domain.gid)
-        everything = search.addresses(s.conn, "uar", search.Pattern(None, domain.name))
+    with open_session() as session:
+        domain = domains.get(session.conn, name)
+        found = domains.counts(session.conn, domain.gid)
+        everything = search.addresses(session.conn, "uar", search.Pattern(None, domain.name))
         lists = {
             "accounts": [item.address for item in everything if item.kind == "u"],
-            "aliasdomains": domains.names(s.conn, domain.gid)[1:],
+            "aliasdomains": domains.names(session.conn, domain.gid)[1:],
             "aliases": [item.address for item in everything if item.kind == "a"],
-            "catchall": aliases.destinations(s.conn, domain.gid, aliases.CATCHALL),
+            "catchall": aliases.destinations(session.conn, domain.gid, aliases.CATCHALL),
             "relocated": [
                 f"{local}@{domain.name} -> {target}"
-                for local, target in relocated.listing(s.conn, domain.gid)
+                for local, target in relocated.listing(session.conn, domain.gid)
             ],
         }
     if as_json:
@@ -155,8 +153,8 @@ def domainquota(fqdn: str, storage: str, messages: MessagesOption = "0", force: 
     also drops every account's own quota."""
     name = DomainName.parse(fqdn)
     quota = Quota(parse_storage(storage), parse_messages(messages))
-    with session() as s:
-        domains.set_quota(s.conn, domains.get_primary(s.conn, name), quota, force)
+    with open_session() as session:
+        domains.set_quota(session.conn, domains.get_primary(session.conn, name), quota, force)
 
 
 @command("domainservices", "ds")
@@ -167,8 +165,8 @@ def domainservices(
     disable the others; --force also drops every account's own services."""
     name = DomainName.parse(fqdn)
     services = parse_services([*(service or []), *(more or [])])
-    with session() as s:
-        domains.set_services(s.conn, domains.get_primary(s.conn, name), services, force)
+    with open_session() as session:
+        domains.set_services(session.conn, domains.get_primary(session.conn, name), services, force)
 
 
 @command("domaintransport", "dt")
@@ -177,8 +175,8 @@ def domaintransport(fqdn: str, transport: str, force: ForceOption = False) -> No
     every account's own transport."""
     name = DomainName.parse(fqdn)
     value = parse_transport(transport)
-    with session() as s:
-        domains.set_transport(s.conn, domains.get_primary(s.conn, name), value, force)
+    with open_session() as session:
+        domains.set_transport(session.conn, domains.get_primary(session.conn, name), value, force)
 
 
 @command("domainnote", "do")
@@ -186,8 +184,8 @@ def domainnote(fqdn: str, note: NoteOption = None, delete: DeleteOption = False)
     """Set (-n NOTE) or delete (-d) the domain's note."""
     name = DomainName.parse(fqdn)
     value = one_of(note, delete, "-n NOTE")
-    with session() as s:
-        domains.set_note(s.conn, domains.get_primary(s.conn, name), value)
+    with open_session() as session:
+        domains.set_note(session.conn, domains.get_primary(session.conn, name), value)
 
 
 @command("aliasdomainadd", "ada")
@@ -195,24 +193,24 @@ def aliasdomainadd(fqdn: str, destination: str) -> None:
     """Add an alias domain of the domain DESTINATION: its accounts, aliases and relocated
     users answer under the alias domain's name too."""
     name, target = DomainName.parse(fqdn), DomainName.parse(destination)
-    with session() as s:
-        domains.add_alias_domain(s.conn, name, domains.get_primary(s.conn, target))
+    with open_session() as session:
+        domains.add_alias_domain(session.conn, name, domains.get_primary(session.conn, target))
 
 
 @command("aliasdomaindelete", "add")
 def aliasdomaindelete(fqdn: str) -> None:
     """Delete an alias domain."""
     name = DomainName.parse(fqdn)
-    with session() as s:
-        domains.delete_alias_domain(s.conn, name)
+    with open_session() as session:
+        domains.delete_alias_domain(session.conn, name)
 
 
 @command("aliasdomaininfo", "adi")
 def aliasdomaininfo(fqdn: str, as_json: JsonOption = False) -> None:
     """Show the domain an alias domain belongs to."""
     name = DomainName.parse(fqdn)
-    with session() as s:
-        target = domains.alias_domain_target(s.conn, name)
+    with open_session() as session:
+        target = domains.alias_domain_target(session.conn, name)
     if as_json:
         show_json({"alias_domain": name.ace, "alias_domain_unicode": name.unicode, "domain": target.name})
         return
@@ -224,5 +222,5 @@ def aliasdomaininfo(fqdn: str, as_json: JsonOption = False) -> None:
 def aliasdomainswitch(fqdn: str, destination: str) -> None:
     """Make an alias domain belong to another domain."""
     name, target = DomainName.parse(fqdn), DomainName.parse(destination)
-    with session() as s:
-        domains.switch_alias_domain(s.conn, name, domains.get_primary(s.conn, target))
+    with open_session() as session:
+        domains.switch_alias_domain(session.conn, name, domains.get_primary(session.conn, target))

@@ -11,8 +11,11 @@ import typer
 
 from vmm import __version__, accounts, db, domains, passwords, search, settings, tls
 from vmm.addresses import DomainName
-from vmm.cli.app import JsonOption, PatternOption, app, command, session, show, show_json, show_list
+from vmm.cli.app import app, command
+from vmm.cli.options import JsonOption, PatternOption
+from vmm.cli.output import show, show_json, show_list
 from vmm.cli.provision import create_domain
+from vmm.cli.session import open_session
 from vmm.config import Runtime
 from vmm.errors import NotFound
 
@@ -48,15 +51,15 @@ def help_(ctx: typer.Context, subcommand: Annotated[str | None, typer.Argument()
 @command("configget", "cg")
 def configget(option: str) -> None:
     """Show the value of a configuration option (section.option)."""
-    with session() as s:
-        typer.echo(f"{settings.option(option).name} = {s.config.get(option)}")
+    with open_session() as session:
+        typer.echo(f"{settings.option(option).name} = {session.settings.get(option)}")
 
 
 @command("configset", "cs")
 def configset(option: str, value: str) -> None:
     """Set a configuration option (section.option) for every later command."""
-    with session() as s:
-        settings.store(s.conn, option, value)
+    with open_session() as session:
+        settings.store(session.conn, option, value)
 
 
 @command("configure", "cf")
@@ -67,16 +70,16 @@ def configure(
     line keeps the value shown in brackets."""
     if section is not None and section not in SECTIONS:
         raise NotFound(f"unknown section {section!r} (sections: {', '.join(SECTIONS)})")
-    with session() as s:
+    with open_session() as session:
         for name in sorted(SECTIONS if section is None else [section]):
             typer.echo(f"\n* Configuration section: `{name}'")
             for option in sorted(o for o in settings.OPTIONS if o.startswith(name + ".")):
-                current = s.config.get(option)
+                current = session.settings.get(option)
                 typer.echo(f"Enter new value for option {option.partition('.')[2]} [{current}]: ", nl=False)
                 answer = sys.stdin.readline().rstrip("\r\n")
                 typer.echo("")
                 if answer and answer != current:
-                    settings.store(s.conn, option, answer)
+                    settings.store(session.conn, option, answer)
 
 
 @command("listpwschemes", "lp")
@@ -85,7 +88,10 @@ def listpwschemes(as_json: JsonOption = False) -> None:
     if as_json:
         show_json(
             {
-                "schemes": [{"name": s.name, "weak": s.weak, "note": s.note} for s in passwords.WRITABLE],
+                "schemes": [
+                    {"name": scheme.name, "weak": scheme.weak, "note": scheme.note}
+                    for scheme in passwords.WRITABLE
+                ],
                 "import_only": sorted(passwords.IMPORT_ONLY),
                 "refused_unless_weak_allowed": passwords.REFUSED_BY_DOVECOT,
                 "encodings": passwords.ENCODINGS,
@@ -115,8 +121,8 @@ def listpwschemes(as_json: JsonOption = False) -> None:
 @command("getuser", "gu")
 def getuser(uid: int, as_json: JsonOption = False) -> None:
     """Show the address of the account with the given uid."""
-    with session() as s:
-        account = accounts.by_uid(s.conn, uid)
+    with open_session() as session:
+        account = accounts.by_uid(session.conn, uid)
     if as_json:
         show_json({"uid": account.uid, "gid": account.gid, "address": account.address})
         return
@@ -127,8 +133,8 @@ def getuser(uid: int, as_json: JsonOption = False) -> None:
 def listdomains(pattern: PatternOption = None, as_json: JsonOption = False) -> None:
     """List the domains: [+] a domain, [-] an alias domain (under its domain)."""
     like = search.parse_pattern(pattern, domains_only=True)
-    with session() as s:
-        found = domains.listing(s.conn, like.domain)
+    with open_session() as session:
+        found = domains.listing(session.conn, like.domain)
     if as_json:
         show_json(
             [
@@ -149,8 +155,8 @@ def listdomains(pattern: PatternOption = None, as_json: JsonOption = False) -> N
 
 def _list_addresses(kinds: str, title: str, pattern: str | None, as_json: bool) -> None:
     like = search.parse_pattern(pattern)
-    with session() as s:
-        found = search.addresses(s.conn, kinds, like)
+    with open_session() as session:
+        found = search.addresses(session.conn, kinds, like)
     if as_json:
         show_json(
             [
@@ -216,6 +222,6 @@ def setup() -> None:
             typer.echo(f"applied {migration}")
     if new_database:
         name = DomainName.parse(runtime.domain)
-        with session() as s:
-            create_domain(s, name, None, "the default domain (VMM_DOMAIN)")
+        with open_session() as session:
+            create_domain(session, name, None, "the default domain (VMM_DOMAIN)")
         typer.echo(f"created the default domain {name.ace}")
