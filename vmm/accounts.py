@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from psycopg.rows import class_row
+from psycopg.rows import class_row, scalar_row
 
-from vmm import domains
+from vmm import aliases, domains
 from vmm.addresses import EmailAddress
 from vmm.db import Connection
 from vmm.domains import Domain
-from vmm.errors import AlreadyExists, NotFound
+from vmm.errors import AlreadyExists, Conflict, NotFound
 from vmm.limits import SERVICES, HasLimits, Quota
 
 
@@ -32,6 +32,10 @@ class Account(HasLimits):
     imap: bool
     sieve: bool
     own_services: bool
+
+    @property
+    def local_part(self) -> str:
+        return self.address.rpartition("@")[0]
 
 
 _SELECT = """
@@ -97,14 +101,21 @@ def lock_address(conn: Connection, gid: int, local_part: str) -> None:
     conn.execute("SELECT pg_advisory_xact_lock(%s, hashtext(%s))", (gid, local_part))
 
 
-def add(
-    conn: Connection, address: EmailAddress, domain: Domain, password_hash: str, note: str | None
-) -> Account:
+def claim(conn: Connection, domain: Domain, address: EmailAddress, allowed: str | None = None) -> None:
+    """Lock ``address`` for a new account, alias or relocated user and check that it is
+    free: one address is exactly one of them (``allowed``: what it may already be, e.g.
+    "an alias" when destinations are added to one)."""
     domains.lock(conn, domain)
     lock_address(conn, domain.gid, address.local_part)
     existing = address_in_use(conn, domain.gid, address.local_part)
-    if existing:
+    if existing and existing != allowed:
         raise AlreadyExists(f"the address {address} is already {existing}")
+
+
+def add(
+    conn: Connection, address: EmailAddress, domain: Domain, password_hash: str, note: str | None
+) -> Account:
+    claim(conn, domain, address)
     conn.execute(
         "INSERT INTO users (gid, local_part, passwd, note) VALUES (%s, %s, %s, %s)",
         (domain.gid, address.local_part, password_hash, note),
@@ -112,8 +123,29 @@ def add(
     return get(conn, address)
 
 
-def delete(conn: Connection, account: Account) -> None:
+def pointing_here(conn: Connection, account: Account) -> list[tuple[str, str]]:
+    """The aliases and catch-alls (address, destination) that deliver to the account,
+    under any of its domain's names."""
+    return aliases.pointing_at(conn, domains.names(conn, account.gid), account.local_part)
+
+
+def delete(conn: Connection, account: Account, force: bool) -> None:
+    """Delete the account. Refused while aliases or catch-alls deliver to it (they would
+    bounce), unless ``force``, which removes those destinations too."""
+    pointing = pointing_here(conn, account)
+    if pointing and not force:
+        raise Conflict(
+            f"{len(pointing)} alias destination(s) point at {account.address}"
+            f" (first: {pointing[0][0]}); use --force to delete them too"
+        )
+    aliases.delete_pointing_at(conn, domains.names(conn, account.gid), account.local_part)
     conn.execute("DELETE FROM users WHERE uid = %s", (account.uid,))
+
+
+def count(conn: Connection) -> int:
+    """How many accounts the installation holds."""
+    with conn.cursor(row_factory=scalar_row) as cur:
+        return int(cur.execute("SELECT count(*) FROM users").fetchone() or 0)
 
 
 def set_password(conn: Connection, account: Account, password_hash: str) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vmm import accounts, aliases, domains, mailboxes, passwords
+from vmm import accounts, mailboxes, passwords
 from vmm.addresses import EmailAddress
 from vmm.cli.app import command
 from vmm.cli.options import (
@@ -28,7 +28,7 @@ from vmm.cli.options import (
 from vmm.cli.output import show, show_json, show_list
 from vmm.cli.provision import create_account
 from vmm.cli.session import open_session
-from vmm.errors import Conflict, InvalidValue
+from vmm.errors import InvalidValue
 from vmm.limits import Quota, format_storage, parse_messages, parse_services, parse_storage, parse_transport
 
 DETAILS = ("aliases", "du", "full")
@@ -58,16 +58,7 @@ def userdelete(
     parsed = EmailAddress.parse(address)
     with open_session() as session:
         account = accounts.get(session.conn, parsed)
-        names = domains.names(session.conn, account.gid)
-        local_part = account.address.partition("@")[0]
-        pointing = aliases.pointing_at(session.conn, names, local_part)
-        if pointing and not force:
-            raise Conflict(
-                f"{len(pointing)} alias destination(s) point at {account.address}"
-                f" (first: {pointing[0][0]}); use --force to delete them too"
-            )
-        aliases.delete_pointing_at(session.conn, names, local_part)
-        accounts.delete(session.conn, account)
+        accounts.delete(session.conn, account, force)
         if delete_directory or session.settings.flag("account.delete_directory"):
             session.remove_later(Path(account.home))
 
@@ -83,9 +74,7 @@ def userinfo(
     wanted = details_wanted(details, DETAILS)
     with open_session() as session:
         account = accounts.get(session.conn, parsed)
-        pointing = aliases.pointing_at(
-            session.conn, domains.names(session.conn, account.gid), account.address.partition("@")[0]
-        )
+        pointing = accounts.pointing_here(session.conn, account)
         show_du = "du" in wanted or session.settings.flag("account.disk_usage")
     usage = mailboxes.disk_usage(Path(account.home)) if show_du else None
     if as_json:

@@ -12,7 +12,7 @@ from vmm.cli.app import command
 from vmm.cli.options import JsonOption
 from vmm.cli.output import show_json, show_list
 from vmm.cli.session import Session, open_session
-from vmm.errors import AlreadyExists, NotFound
+from vmm.errors import NotFound
 
 Destinations = Annotated[list[str], typer.Argument(help="One or more destination addresses.")]
 OptionalDestinations = Annotated[list[str] | None, typer.Argument(help="Only these destinations.")]
@@ -22,11 +22,7 @@ def _claim(session: Session, address: EmailAddress, allowed: str | None = None) 
     """The domain of a new alias or relocated address, with the address locked and
     checked: one address is exactly one of account, alias or relocated user."""
     domain = domains.get(session.conn, address.domain)
-    domains.lock(session.conn, domain)
-    accounts.lock_address(session.conn, domain.gid, address.local_part)
-    existing = accounts.address_in_use(session.conn, domain.gid, address.local_part)
-    if existing and existing != allowed:
-        raise AlreadyExists(f"the address {address} is already {existing}")
+    accounts.claim(session.conn, domain, address, allowed)
     return domain
 
 

@@ -10,8 +10,8 @@ from typing import IO, Annotated
 
 import typer
 
+from vmm import accounts, db
 from vmm import backup as archive
-from vmm import db
 from vmm.cli.app import app
 from vmm.cli.session import open_session
 from vmm.config import Runtime
@@ -74,9 +74,9 @@ def restore(
         source = sys.stdin.buffer if file == "-" else stack.enter_context(_open(Path(file)))
         with open_session() as session:
             found = trees(session.settings, session.runtime)
-            row = session.conn.execute("SELECT count(*) FROM users").fetchone()
-            if row and row[0] and not force:
-                raise Conflict(f"this installation has {row[0]} account(s); give --force to replace them")
+            held = accounts.count(session.conn)
+            if held and not force:
+                raise Conflict(f"this installation has {held} account(s); give --force to replace them")
             staged = archive.read(source, found)
             session.on_rollback.append(lambda: archive.discard(staged.staging))
             archive.load(session.conn, staged)
