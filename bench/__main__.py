@@ -11,7 +11,6 @@ import json
 import os
 import platform
 import smtplib
-import ssl
 import statistics
 import sys
 import tempfile
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from bench import delivery, imap, latency, provisioning
 from bench.stack import PROJECT, ROOT, compose, run, vmm, wait_healthy
+from tests.mail import tls_context
 
 RESULTS = ROOT / "bench" / "results"
 IMAGES = [
@@ -92,8 +92,7 @@ def restart_to_login() -> float:
     started = time.monotonic()
     compose("restart")
     wait_healthy()
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    context = tls_context()
     while True:
         try:
             # Looked up again: a restart publishes random host ports anew.

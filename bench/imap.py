@@ -4,7 +4,6 @@ clients) against a plain Dovecot 2.4 that reads the same hashes from a passwd-fi
 from __future__ import annotations
 
 import imaplib
-import ssl
 import threading
 import time
 from pathlib import Path
@@ -13,6 +12,7 @@ from passlib.hash import bcrypt
 
 import vmm.passwords  # noqa: F401 (quiets passlib's logger as the CLI does)
 from bench.stack import run, sql
+from tests.mail import tls_context
 
 CLIENTS = 20
 REFERENCE = "vmmbench-dovecot"
@@ -40,8 +40,7 @@ userdb passwd-file {
 
 
 def logins_per_second(port: int, users: list[tuple[str, str]], seconds: float = 10) -> float:
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    context = tls_context()
     done = [0] * CLIENTS
     deadline = time.monotonic() + seconds
 
@@ -107,7 +106,7 @@ def reference(scratch: Path, tls_volume: str, password: str, seconds: float = 10
         deadline = time.monotonic() + 30
         while True:
             try:
-                imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=_insecure(), timeout=5).logout()
+                imaplib.IMAP4_SSL("127.0.0.1", port, ssl_context=tls_context(), timeout=5).logout()
                 break
             except OSError:
                 if time.monotonic() > deadline:
@@ -116,12 +115,6 @@ def reference(scratch: Path, tls_volume: str, password: str, seconds: float = 10
         return logins_per_second(port, [(address, password) for address, _ in hashes], seconds)
     finally:
         run("docker", "rm", "-f", REFERENCE, check=False)
-
-
-def _insecure() -> ssl.SSLContext:
-    context = ssl.create_default_context()
-    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    return context
 
 
 def hash_cost_ms(stored: str, password: str, rounds: int = 5) -> float:

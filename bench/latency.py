@@ -19,6 +19,7 @@ from pathlib import Path
 # Metric 1's load shape: its sessions, message size and recipients a message.
 from bench.delivery import RECIPIENTS, SESSIONS, SIZE, Arrivals
 from bench.stack import compose
+from tests.mail import message
 
 _QUEUED = re.compile(r" ([0-9A-F]{6,}): from=<(paced[^>]*)>")
 _SENT = re.compile(
@@ -33,14 +34,6 @@ class Level:
     delivered_rate: float  # deliveries/s, first offer to last delivery
     p50: float  # s
     p99: float  # s
-
-
-def _message(sender: str, recipients: list[str], n: int) -> bytes:
-    padding = "".join(f"{'x' * 76}\r\n" for _ in range(SIZE // 78))
-    return (
-        f"From: <{sender}>\r\nTo: {', '.join(f'<{r}>' for r in recipients)}\r\nSubject: paced {n}\r\n"
-        f"Message-ID: <{n}.{sender}>\r\n\r\n{padding}"
-    ).encode()
 
 
 def offer(
@@ -67,7 +60,7 @@ def offer(
                 # Each message leaves at its scheduled time: the schedule paces, not the server.
                 time.sleep(max(0.0, start + n / message_rate - time.monotonic()))
                 to = [recipients[(n * RECIPIENTS + i) % len(recipients)] for i in range(RECIPIENTS)]
-                client.sendmail(sender, to, _message(sender, to, n))
+                client.sendmail(sender, to, message(to, "", SIZE, sender, subject=f"paced {n}"))
 
     threads = [threading.Thread(target=session) for _ in range(SESSIONS)]
     for thread in threads:

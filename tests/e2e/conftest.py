@@ -9,10 +9,8 @@ import ipaddress
 import os
 import smtplib
 import socket
-import ssl
 import subprocess
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +19,8 @@ from pathlib import Path
 import pytest
 from _pytest.terminal import TerminalReporter
 from testcontainers.compose import DockerCompose
+
+from tests.mail import tls_context
 
 ROOT = Path(__file__).resolve().parents[2]
 PORTS = {
@@ -34,14 +34,6 @@ PORTS = {
     "SIEVE": 4190,
 }
 SERVICE_OF_PORT = {25: "postfix", 465: "postfix", 587: "postfix"}
-
-
-def tls_context() -> ssl.SSLContext:
-    # The stack's certificate is self-signed on first start.
-    context = ssl.create_default_context()
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
-    return context
 
 
 class ManageSieve:
@@ -256,16 +248,6 @@ class Stack:
         with self.smtp() as client:
             client.mail("sender@sender.example", [f"SIZE={size}"] if size else [])
             return client.rcpt(recipient)
-
-
-def message(to: str, body: str = "hello", size: int = 0, sender: str = "sender@sender.example") -> bytes:
-    """A small RFC 5322 message from ``sender``, padded to about ``size`` bytes."""
-    marker = uuid.uuid4().hex
-    padding = "".join(f"{'x' * 76}\r\n" for _ in range(size // 78))
-    return (
-        f"From: <{sender}>\r\nTo: <{to}>\r\nSubject: {marker}\r\n"
-        f"Message-ID: <{marker}@sender.example>\r\n\r\n{body}\r\n{padding}"
-    ).encode()
 
 
 def mail_log(stack: Stack, service: str = "postfix") -> str:

@@ -9,7 +9,8 @@ import smtplib
 import time
 from dataclasses import dataclass, field
 
-from tests.e2e.conftest import Stack, mail_log, message
+from tests.e2e.conftest import Stack, mail_log
+from tests.mail import message
 
 # Read by pytest_terminal_summary (tests/conftest.py) to print the report.
 REPORT: list[Tally] = []

@@ -15,7 +15,8 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import Stack, message, tls_context, wait_for_log
+from tests.e2e.conftest import Stack, wait_for_log
+from tests.mail import message, tls_context
 from vmm.config import SmtpLimits
 
 PW = "Abuse-test-pw-1"

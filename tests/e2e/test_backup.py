@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Stack, compose_stack, message, tls_context, wait_until_delivered
+from tests.e2e.conftest import ROOT, Stack, compose_stack, wait_until_delivered
 from tests.fixtures.crafted_backups import CRAFTED, with_member
+from tests.mail import message, tls_context
 from vmm.errors import ExitCode
 
 USERS = {

@@ -15,8 +15,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Stack, mail_log, tls_context
+from tests.e2e.conftest import ROOT, Stack, mail_log
 from tests.e2e.faults import Tally
+from tests.mail import tls_context
 
 pytestmark = pytest.mark.faults
 RECIPIENTS = [f"user{n}@faults.example" for n in range(4)]

@@ -12,7 +12,6 @@ import re
 import smtplib
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import dkim
@@ -20,6 +19,7 @@ import dns.resolver
 import pytest
 
 from tests.e2e.conftest import ROOT, Stack, wait_for_log, wait_until_delivered
+from tests.mail import message
 from vmm.dnsrecords import Record
 
 PASSWORD = "Filter-pass-1"
@@ -36,11 +36,7 @@ def mail(stack: Stack) -> Stack:
 
 
 def note(sender: str, to: str, body: str = "Hello.") -> bytes:
-    marker = uuid.uuid4().hex
-    return (
-        f"From: <{sender}>\r\nTo: <{to}>\r\nSubject: {marker}\r\nDate: Wed, 25 Nov 2026 20:00:00 +0000\r\n"
-        f"Message-ID: <{marker}@{sender.partition('@')[2]}>\r\n\r\n{body}\r\n"
-    ).encode()
+    return message(to, body, sender=sender, dated=True)
 
 
 def stack_dns(stack: Stack) -> dns.resolver.Resolver:

@@ -10,7 +10,8 @@ import uuid
 
 import pytest
 
-from tests.e2e.conftest import Stack, tls_context, wait_until_delivered
+from tests.e2e.conftest import Stack, wait_until_delivered
+from tests.mail import tls_context
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import Stack, message, tls_context, wait_for_log, wait_until_delivered
+from tests.e2e.conftest import Stack, wait_for_log, wait_until_delivered
+from tests.mail import message, tls_context
 
 # The TLS tests offer TLS 1.1 on purpose, to see the server refuse it.
 pytestmark = pytest.mark.filterwarnings("ignore:ssl.TLSVersion.TLSv1_1 is deprecated:DeprecationWarning")
@@ -79,9 +80,7 @@ def _starttls(sock: socket.socket, protocol: str) -> None:
 
 
 def _context(version: ssl.TLSVersion) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    context.check_hostname = False
-    context.verify_mode = ssl.CERT_NONE
+    context = tls_context()
     context.minimum_version = context.maximum_version = version
     context.set_ciphers("DEFAULT:@SECLEVEL=0")  # let this client offer old versions
     return context

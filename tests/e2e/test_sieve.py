@@ -11,6 +11,7 @@ import uuid
 import pytest
 
 from tests.e2e.conftest import Stack, wait_until_delivered
+from tests.mail import message
 
 PASSWORD = "Sieve-pass-1"
 SCRIPT = """require ["fileinto", "mailbox", "vacation"];
@@ -31,10 +32,7 @@ def users(stack: Stack) -> Stack:
 
 
 def note(sender: str, to: str, subject: str) -> bytes:
-    return (
-        f"From: <{sender}>\r\nTo: <{to}>\r\nSubject: {subject}\r\nDate: Wed, 25 Nov 2026 20:00:00 +0000\r\n"
-        f"Message-ID: <{uuid.uuid4().hex}@example.test>\r\n\r\nHello.\r\n"
-    ).encode()
+    return message(to, "Hello.", sender=sender, subject=subject, dated=True)
 
 
 def test_a_script_uploaded_over_managesieve_becomes_active(users: Stack) -> None:

@@ -12,7 +12,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.conftest import Stack, mail_log, message, tls_context, wait_for_log, wait_until_delivered
+from tests.e2e.conftest import Stack, mail_log, wait_for_log, wait_until_delivered
+from tests.mail import message, tls_context
 from vmm import passwords
 from vmm.errors import ExitCode
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from vmm import dkim, tls
-from vmm.cli.session import run_each
 from vmm.config import Runtime
 from vmm.errors import ExitCode, FileSystemError, ToolError
+from vmm.session import run_each
 
 
 def test_an_aborted_command_exits_with_its_own_code(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vmm import accounts, mailboxes, passwords
+from vmm import accounts, mailboxes, passwords, provisioning
 from vmm.addresses import EmailAddress
 from vmm.cli.app import command
 from vmm.cli.options import (
@@ -16,6 +16,7 @@ from vmm.cli.options import (
     JsonOption,
     MessagesOption,
     NameOption,
+    NewPassword,
     NoteOption,
     PasswordStdin,
     ServiceArgs,
@@ -26,10 +27,9 @@ from vmm.cli.options import (
     read_secret,
 )
 from vmm.cli.output import show, show_json, show_list
-from vmm.cli.provision import create_account
-from vmm.cli.session import open_session
 from vmm.errors import InvalidValue
 from vmm.limits import Quota, format_storage, parse_messages, parse_services, parse_storage, parse_transport
+from vmm.session import open_session
 
 DETAILS = ("aliases", "du", "full")
 DOMAIN_KEYWORD = "domain"  # vmm(1): drop the account's override, use the domain's value
@@ -41,9 +41,10 @@ def useradd(address: str, note: NoteOption = None, password_stdin: PasswordStdin
     stdin with --password-stdin, or generated when account.random_password is on."""
     parsed = EmailAddress.parse(address)
     with open_session() as session:
-        _, generated = create_account(session, parsed, password_stdin, note)
-    if generated:
-        typer.echo(f"Generated password: {generated}")
+        password = NewPassword(password_stdin, session.settings)
+        provisioning.create_account(session, parsed, password, note)
+    if password.generated:
+        typer.echo(f"Generated password: {password.generated}")
 
 
 @command("userdelete", "ud")

@@ -11,8 +11,8 @@ from vmm.addresses import DomainName, EmailAddress
 from vmm.cli.app import command
 from vmm.cli.options import JsonOption
 from vmm.cli.output import show_json, show_list
-from vmm.cli.session import Session, open_session
 from vmm.errors import NotFound
+from vmm.session import Session, open_session
 
 Destinations = Annotated[list[str], typer.Argument(help="One or more destination addresses.")]
 OptionalDestinations = Annotated[list[str] | None, typer.Argument(help="Only these destinations.")]

@@ -13,9 +13,9 @@ import typer
 from vmm import accounts, db
 from vmm import backup as archive
 from vmm.cli.app import app
-from vmm.cli.session import open_session
 from vmm.config import Runtime
 from vmm.errors import Conflict, FileSystemError, InvalidValue
+from vmm.session import open_session
 from vmm.settings import Settings
 
 FileArgument = Annotated[str, typer.Argument(help="The archive's path, or - for standard in/output.")]

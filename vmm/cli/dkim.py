@@ -7,16 +7,15 @@ from typing import Annotated
 
 import typer
 
-from vmm import dkim, domains
+from vmm import dkim, domains, provisioning
 from vmm.addresses import DomainName
 from vmm.cli.app import command
 from vmm.cli.options import JsonOption
 from vmm.cli.output import show, show_json
-from vmm.cli.provision import create_key
-from vmm.cli.session import open_session
 from vmm.config import Runtime
 from vmm.dnsrecords import for_domain
 from vmm.errors import InvalidValue, NotFound
+from vmm.session import open_session
 
 
 @command("dkimrotate", "kr")
@@ -26,7 +25,7 @@ def dkimrotate(fqdn: str) -> None:
     name = DomainName.parse(fqdn)
     with open_session() as session:
         domain = domains.get_primary(session.conn, name)
-        key = create_key(session, domain.name)
+        key = provisioning.create_key(session, domain.name)
     typer.echo(f"{domain.name} signs with selector {key.selector} within 10 seconds")
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from vmm import aliases, dkim, domains, relocated, search
+from vmm import aliases, dkim, domains, provisioning, relocated, search
 from vmm.addresses import DomainName, EmailAddress
 from vmm.cli.app import command
 from vmm.cli.options import (
@@ -15,6 +15,7 @@ from vmm.cli.options import (
     ForceOption,
     JsonOption,
     MessagesOption,
+    NewPassword,
     NoteOption,
     PasswordStdin,
     ServiceArgs,
@@ -23,9 +24,8 @@ from vmm.cli.options import (
     one_of,
 )
 from vmm.cli.output import show, show_json, show_list
-from vmm.cli.provision import create_account, create_domain
-from vmm.cli.session import open_session
 from vmm.limits import Quota, parse_messages, parse_services, parse_storage, parse_transport
+from vmm.session import open_session
 
 DETAILS = ("accounts", "aliasdomains", "aliases", "catchall", "relocated", "full")
 
@@ -40,14 +40,14 @@ def domainadd(
     """Add a domain and its directory; with domain.auto_postmaster (default) also the
     account postmaster@, whose password is prompted for, read from stdin or generated."""
     name = DomainName.parse(fqdn)
-    generated = None
     with open_session() as session:
-        create_domain(session, name, transport, note)
+        password = NewPassword(password_stdin, session.settings)
+        provisioning.create_domain(session, name, transport, note)
         if session.settings.flag("domain.auto_postmaster"):
             typer.echo(f"Creating account for postmaster@{name.ace}", err=True)
-            _, generated = create_account(session, EmailAddress("postmaster", name), password_stdin, None)
-    if generated:
-        typer.echo(f"Generated password: {generated}")
+            provisioning.create_account(session, EmailAddress("postmaster", name), password, None)
+    if password.generated:
+        typer.echo(f"Generated password: {password.generated}")
 
 
 @command("domaindelete", "dd")

@@ -9,15 +9,14 @@ from typing import Annotated
 import click
 import typer
 
-from vmm import __version__, accounts, db, domains, passwords, search, settings, tls
+from vmm import __version__, accounts, db, domains, passwords, provisioning, search, settings, tls
 from vmm.addresses import DomainName
 from vmm.cli.app import app, command
 from vmm.cli.options import JsonOption, PatternOption
 from vmm.cli.output import show, show_json, show_list
-from vmm.cli.provision import create_domain
-from vmm.cli.session import open_session
 from vmm.config import Runtime
 from vmm.errors import NotFound
+from vmm.session import open_session
 
 SECTIONS = {
     "account": "Account settings",
@@ -223,5 +222,5 @@ def setup() -> None:
     if new_database:
         name = DomainName.parse(runtime.domain)
         with open_session() as session:
-            create_domain(session, name, None, "the default domain (VMM_DOMAIN)")
+            provisioning.create_domain(session, name, None, "the default domain (VMM_DOMAIN)")
         typer.echo(f"created the default domain {name.ace}")

@@ -85,3 +85,18 @@ def read_password(from_stdin: bool, settings: Settings) -> tuple[str, bool]:
     if getpass.getpass("Retype new password: ") != first:
         raise PasswordError("the passwords do not match")
     return first, False
+
+
+class NewPassword:
+    """Reads a new password when a command asks for it (read_password), and keeps it if
+    vmm generated it, to be printed once the command has committed."""
+
+    def __init__(self, from_stdin: bool, settings: Settings) -> None:
+        self.from_stdin, self.settings = from_stdin, settings
+        self.generated: str | None = None
+
+    def __call__(self) -> str:
+        password, generated = read_password(self.from_stdin, self.settings)
+        if generated:
+            self.generated = password
+        return password
