@@ -170,9 +170,36 @@ class Stack:
         self.vmm_ok("useradd", address, "--password-stdin", stdin=password + "\n")
 
     def add_domain(self, domain: str) -> None:
-        """A domain without the automatic postmaster account."""
-        self.vmm_ok("configset", "domain.auto_postmaster", "false")
-        self.vmm_ok("domainadd", domain)
+        """A domain without the automatic postmaster account; domain.auto_postmaster is
+        what it was afterwards (one container for the three commands)."""
+        script = (
+            'before=$(vmm configget domain.auto_postmaster | sed "s/.* = //")\n'
+            "vmm configset domain.auto_postmaster false\n"
+            'vmm domainadd "$1"; added=$?\n'
+            'vmm configset domain.auto_postmaster "$before" && exit $added\n'
+        )
+        result = subprocess.run(
+            [
+                "docker",
+                "compose",
+                "run",
+                "--rm",
+                "-T",
+                "--entrypoint",
+                "sh",
+                "vmm",
+                "-c",
+                script,
+                "sh",
+                domain,
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, f"vmm domainadd {domain}: {result.stderr}"
 
     def publish(self, zone_lines: str) -> None:
         """Add records (zone-file lines with absolute names) to the stack's DNS."""
