@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from bench.stack import FILTER_NETWORK, NETWORK, compose, run, sql
+from bench.stack import FILTER_NETWORK, NETWORK, compose, run, sql, start_container
 
 SESSIONS = 20
 SIZE = 10 * 1024
@@ -194,12 +194,7 @@ def reference(
         "cp /bench/master.cf /etc/postfix/master.cf; postmap /etc/postfix/vmailbox\n"
         "mkdir -p /srv/ref && chown 70000:70000 /srv/ref; exec postfix start-fg\n"
     )
-    run("docker", "rm", "-f", REFERENCE, check=False)
-    run(
-        "docker",
-        "run",
-        "-d",
-        "--name",
+    start_container(
         REFERENCE,
         "--network",
         NETWORK,

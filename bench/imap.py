@@ -11,7 +11,7 @@ from pathlib import Path
 from passlib.hash import bcrypt
 
 import vmm.passwords  # noqa: F401 (quiets passlib's logger as the CLI does)
-from bench.stack import run, sql
+from bench.stack import run, sql, start_container
 from tests.mail import tls_context
 
 CLIENTS = 20
@@ -81,12 +81,7 @@ def reference(scratch: Path, tls_volume: str, password: str, seconds: float = 10
     (scratch / "users").write_text(
         "".join(f"{address}:{hashed}:70000:70000::/srv/ref/{address}::\n" for address, hashed in hashes)
     )
-    run("docker", "rm", "-f", REFERENCE, check=False)
-    run(
-        "docker",
-        "run",
-        "-d",
-        "--name",
+    start_container(
         REFERENCE,
         "-p",
         "127.0.0.1::993",

@@ -5,12 +5,11 @@ same count, and how much faster than one core the import hashes passwords."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 
 from passlib.hash import bcrypt
 
-from bench.stack import ROOT, exec_in, vmm
+from bench.stack import compose, exec_in, vmm
 from vmm import passwords  # noqa: F401 (quiets passlib's logger as the CLI does)
 
 DOMAIN = "bulk.bench.example"
@@ -30,18 +29,9 @@ with psycopg.connect("dbname=mailsys") as conn, conn.transaction(force_rollback=
 def _import(rows: str) -> dict[str, float]:
     """`vmm import --json` of ``rows`` (CSV); its phases in seconds, as it reports them."""
     started = time.monotonic()
-    result = subprocess.run(
-        ["docker", "compose", "run", "--rm", "-T", "vmm", "import", "-", "--json"],
-        input=rows,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=False,
-    )
+    output = vmm("import", "-", "--json", stdin=rows)
     wall = time.monotonic() - started
-    if result.returncode != 0:
-        raise RuntimeError(f"vmm import: {result.stderr.strip()[-500:]}")
-    report = json.loads(result.stdout)
+    report = json.loads(output)
     # The command reports milliseconds: a tiny (smoke) import may take less.
     return {
         "hashed": report["hashed"],
@@ -91,22 +81,10 @@ def singles(count: int) -> float:
         for n in range(count)
     )
     started = time.monotonic()
-    subprocess.run(
-        ["docker", "compose", "run", "--rm", "-T", "--entrypoint", "sh", "vmm", "-e"],
-        input=script,
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        check=True,
-    )
+    compose("run", "--rm", "-T", "--entrypoint", "sh", "vmm", "-e", stdin=script)
     loop = time.monotonic() - started
     started = time.monotonic()
-    subprocess.run(
-        ["docker", "compose", "run", "--rm", "-T", "--entrypoint", "true", "vmm"],
-        capture_output=True,
-        cwd=ROOT,
-        check=True,
-    )
+    compose("run", "--rm", "-T", "--entrypoint", "true", "vmm")
     return (loop - (time.monotonic() - started)) / count
 
 

@@ -22,6 +22,13 @@ def run(*args: str, stdin: str | None = None, check: bool = True) -> str:
     return result.stdout
 
 
+def start_container(name: str, *args: str) -> None:
+    """``docker run -d --name NAME ARGS``: a reference daemon of this run, in place of one
+    an earlier run left behind."""
+    run("docker", "rm", "-f", name, check=False)
+    run("docker", "run", "-d", "--name", name, *args)
+
+
 def compose(*args: str, stdin: str | None = None, check: bool = True) -> str:
     return run("docker", "compose", *args, stdin=stdin, check=check)
 

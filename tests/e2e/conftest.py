@@ -94,13 +94,11 @@ class Stack:
         assert port is not None, f"{service} does not publish {container_port}"
         return int(port)
 
-    def vmm(
+    def _compose(
         self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """`docker compose run --rm vmm ...`, the way a postmaster runs it; ``env`` sets
-        compose variables (e.g. VMM_ALLOW_WEAK_SCHEMES) for this one command."""
         return subprocess.run(
-            ["docker", "compose", "run", "--rm", "-T", "vmm", *args],
+            ["docker", "compose", *args],
             cwd=ROOT,
             input=stdin,
             capture_output=True,
@@ -109,6 +107,13 @@ class Stack:
             check=False,
             env={**os.environ, **(env or {})},
         )
+
+    def vmm(
+        self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """`docker compose run --rm vmm ...`, the way a postmaster runs it; ``env`` sets
+        compose variables (e.g. VMM_ALLOW_WEAK_SCHEMES) for this one command."""
+        return self._compose("run", "--rm", "-T", "vmm", *args, stdin=stdin, env=env)
 
     def vmm_ok(self, *args: str, stdin: str | None = None, env: dict[str, str] | None = None) -> str:
         result = self.vmm(*args, stdin=stdin, env=env)
@@ -120,15 +125,7 @@ class Stack:
         return self.exec_input(None, service, *command)
 
     def exec_input(self, stdin: str | None, service: str, *command: str) -> tuple[str, str, int]:
-        result = subprocess.run(
-            ["docker", "compose", "exec", "-T", service, *command],
-            cwd=ROOT,
-            input=stdin,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = self._compose("exec", "-T", service, *command, stdin=stdin)
         return result.stdout, result.stderr, result.returncode
 
     def psql_as(self, role: str, sql: str) -> tuple[str, str, int]:
@@ -178,27 +175,7 @@ class Stack:
             'vmm domainadd "$1"; added=$?\n'
             'vmm configset domain.auto_postmaster "$before" && exit $added\n'
         )
-        result = subprocess.run(
-            [
-                "docker",
-                "compose",
-                "run",
-                "--rm",
-                "-T",
-                "--entrypoint",
-                "sh",
-                "vmm",
-                "-c",
-                script,
-                "sh",
-                domain,
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        result = self._compose("run", "--rm", "-T", "--entrypoint", "sh", "vmm", "-c", script, "sh", domain)
         assert result.returncode == 0, f"vmm domainadd {domain}: {result.stderr}"
 
     def publish(self, zone_lines: str) -> None:
