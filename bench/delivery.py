@@ -134,8 +134,9 @@ def ours(domain_dir: str, accounts: int, runs: int = 3) -> tuple[float, dict[str
         "SELECT sum(seq_scan), sum(coalesce(idx_scan, 0)) FROM pg_stat_user_tables"
     )
     rates = [_timed_run("postfix", arrivals(domain_dir), accounts) for _ in range(runs)]
-    [[calls]] = sql(
-        "SELECT coalesce(sum(calls), 0) FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid"
+    [[calls, exec_ms]] = sql(
+        "SELECT coalesce(sum(calls), 0), coalesce(sum(total_exec_time), 0)"
+        " FROM pg_stat_statements s JOIN pg_roles r ON r.oid = s.userid"
         " WHERE r.rolname IN ('postfix', 'dovecot') AND s.toplevel"
     )
     [[sessions_after]] = sql("SELECT sessions FROM pg_stat_database WHERE datname = 'mailsys'")
@@ -145,6 +146,8 @@ def ours(domain_dir: str, accounts: int, runs: int = 3) -> tuple[float, dict[str
     deliveries = runs * (accounts // RECIPIENTS) * RECIPIENTS
     return statistics.median(rates), {
         "queries_per_recipient": int(calls) / deliveries,
+        # What one lookup costs PostgreSQL (planning aside), on average over all of them.
+        "ms_per_query": float(exec_ms) / max(int(calls), 1),
         "new_connections": int(sessions_after) - int(sessions_before),
         "seq_scans": int(seq_after) - int(seq_before),
         "index_scans": int(idx_after) - int(idx_before),

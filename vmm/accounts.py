@@ -38,20 +38,12 @@ class Account(HasLimits):
         return self.address.rpartition("@")[0]
 
 
+# The account at an address: one view (schema 0005_account_address.sql) that Postfix's
+# and Dovecot's lookups read too.
 _SELECT = """
-    SELECT u.uid, u.gid, u.local_part || '@' || p.domainname AS address,
-           d.domaindir || '/' || u.uid AS home, u.name, u.note,
-           coalesce(u.transport, d.transport) AS transport,
-           u.transport IS NOT NULL AS own_transport,
-           coalesce(u.quota_bytes, d.quota_bytes) AS quota_bytes,
-           coalesce(u.quota_messages, d.quota_messages) AS quota_messages,
-           u.quota_bytes IS NOT NULL AS own_quota,
-           coalesce(u.smtp, d.smtp) AS smtp, coalesce(u.pop3, d.pop3) AS pop3,
-           coalesce(u.imap, d.imap) AS imap, coalesce(u.sieve, d.sieve) AS sieve,
-           u.smtp IS NOT NULL AS own_services
-      FROM users u
-      JOIN domain_data d ON d.gid = u.gid
-      JOIN domain_name p ON p.gid = u.gid AND p.is_primary
+    SELECT uid, gid, canonical AS address, home, name, note, transport, own_transport,
+           quota_bytes, quota_messages, own_quota, smtp, pop3, imap, sieve, own_services
+      FROM account_address
 """
 
 
@@ -59,7 +51,7 @@ def find(conn: Connection, address: EmailAddress) -> Account | None:
     """The account at ``address``, also when it is given in an alias domain."""
     with conn.cursor(row_factory=class_row(Account)) as cur:
         return cur.execute(
-            _SELECT + " JOIN domain_name n ON n.gid = u.gid WHERE n.domainname = %s AND u.local_part = %s",
+            _SELECT + " WHERE domainname = %s AND local_part = %s",
             (address.domain.ace, address.local_part),
         ).fetchone()
 
@@ -73,7 +65,7 @@ def get(conn: Connection, address: EmailAddress) -> Account:
 
 def by_uid(conn: Connection, uid: int) -> Account:
     with conn.cursor(row_factory=class_row(Account)) as cur:
-        account = cur.execute(_SELECT + " WHERE u.uid = %s", (uid,)).fetchone()
+        account = cur.execute(_SELECT + " WHERE uid = %s AND is_primary", (uid,)).fetchone()
     if account is None:
         raise NotFound(f"there is no account with the uid {uid}")
     return account
@@ -198,6 +190,14 @@ def add_many(conn: Connection, rows: list[tuple[int, str, str]]) -> list[tuple[i
         for uid, row in zip(uids, rows, strict=True):
             copy.write_row((uid, *row))
     return [(uid, gid, local) for uid, (gid, local, _) in zip(uids, rows, strict=True)]
+
+
+def homes(conn: Connection, uids: list[int]) -> dict[int, str]:
+    """The home directories of the accounts with these uids, as the lookups answer them."""
+    rows = conn.execute(
+        "SELECT uid, home FROM account_address WHERE is_primary AND uid = ANY(%s::integer[])", (uids,)
+    ).fetchall()
+    return {int(str(uid)): str(home) for uid, home in rows}
 
 
 def addresses_in_use(conn: Connection, pairs: list[tuple[int, str]]) -> list[str]:

@@ -141,12 +141,13 @@ def import_accounts(session: Session, rows: list[tuple[str, str]]) -> Imported:
     created = accounts.add_many(
         session.conn, [(gid, local, hashed) for (gid, local), hashed in zip(pairs, hashes, strict=True)]
     )
-    domain_dirs = {domain.gid: Path(domain.domaindir) for domain in found.values()}
+    stored_in = time.monotonic() - started - hashed_in
+    home = accounts.homes(session.conn, [uid for uid, _, _ in created])
     return Imported(
-        [(uid, gid, domain_dirs[gid] / str(uid)) for uid, gid, _ in created],
+        [(uid, gid, Path(home[uid])) for uid, gid, _ in created],
         len(plain),
         hashed_in,
         workers,
-        time.monotonic() - started - hashed_in,
+        stored_in,
         weak_hashes,
     )
