@@ -4,12 +4,13 @@
 -- (the domain's directory / uid) and its canonical address. Every lookup of an account,
 -- Postfix's, Dovecot's and vmm's own (accounts.py), reads this view; the functions below
 -- keep their names, parameters and results.
--- The domain and the primary name are LEFT JOINs on unique keys (the foreign keys
--- guarantee the rows): PostgreSQL leaves them out of a lookup that reads none of their
--- columns, so a uid lookup costs what it did before.
+-- A lookup pays only for the columns it reads: the domain is a LEFT JOIN on its primary
+-- key (the foreign key guarantees the row), which PostgreSQL leaves out when none of its
+-- columns is read, and the primary name a subquery, evaluated only for `canonical`.
 CREATE VIEW account_address AS
 SELECT u.uid, u.gid, u.local_part, n.domainname, n.is_primary,
-       u.local_part || '@' || p.domainname AS canonical,
+       u.local_part || '@' || (SELECT p.domainname FROM domain_name p
+                                WHERE p.gid = u.gid AND p.is_primary) AS canonical,
        d.domaindir || '/' || u.uid AS home,
        u.passwd, u.name, u.note,
        coalesce(u.transport, d.transport) AS transport,
@@ -22,8 +23,7 @@ SELECT u.uid, u.gid, u.local_part, n.domainname, n.is_primary,
        u.smtp IS NOT NULL AS own_services
   FROM users u
   JOIN domain_name n ON n.gid = u.gid
-  LEFT JOIN domain_data d ON d.gid = u.gid
-  LEFT JOIN domain_name p ON p.gid = u.gid AND p.is_primary;
+  LEFT JOIN domain_data d ON d.gid = u.gid;
 
 CREATE OR REPLACE FUNCTION postfix_virtual_mailbox_map(the_local text, the_domain text)
 RETURNS SETOF text
@@ -41,19 +41,20 @@ DECLARE
     lp  text := lower(the_local);
     dom text := lower(the_domain);
     domain_gid integer;
-    account account_address%ROWTYPE;
+    at_primary boolean;
     destination text;
     found_any boolean := false;
 BEGIN
-    SELECT n.gid INTO domain_gid FROM domain_name n WHERE n.domainname = dom;
+    SELECT n.gid, n.is_primary INTO domain_gid, at_primary FROM domain_name n WHERE n.domainname = dom;
     IF domain_gid IS NULL THEN
         RETURN;
     END IF;
-    -- An account: in an alias domain, rewritten to its canonical address.
-    SELECT * INTO account FROM account_address a WHERE a.domainname = dom AND a.local_part = lp;
-    IF FOUND THEN
-        IF NOT account.is_primary THEN
-            RETURN NEXT account.canonical;
+    -- An account: at its primary name nothing to rewrite; in an alias domain, rewritten
+    -- to its canonical address.
+    IF EXISTS (SELECT 1 FROM account_address a WHERE a.domainname = dom AND a.local_part = lp) THEN
+        IF NOT at_primary THEN
+            RETURN QUERY SELECT a.canonical
+              FROM account_address a WHERE a.domainname = dom AND a.local_part = lp;
         END IF;
         RETURN;
     END IF;
