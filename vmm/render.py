@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypedDict
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -104,6 +105,20 @@ class PgbouncerContext:
     conf_dir: str
 
 
+class Common(TypedDict):
+    """What the Postfix and Dovecot contexts share."""
+
+    hostname: str
+    domain: str
+    db_name: str
+    db_password: str
+    lmtp_port: int
+    auth_port: int
+    quota_status_port: int
+    tls_cert: str
+    tls_key: str
+
+
 Context = PostgresContext | PostfixContext | DovecotContext | RspamdContext | PgbouncerContext
 
 # Where PgBouncer's entrypoint renders and keeps its TLS key pair.
@@ -136,10 +151,9 @@ def context_for(service: str, runtime: Runtime) -> Context:
             runtime.db_pool_port,
             PGBOUNCER_DIR,
         )
-    common = {
+    common: Common = {
         "hostname": runtime.hostname,
         "domain": runtime.domain,
-        "db_host": runtime.db_host,
         "db_name": runtime.db_name,
         "db_password": runtime.db_password(service),
         "auth_port": runtime.auth_port,
@@ -164,7 +178,8 @@ def context_for(service: str, runtime: Runtime) -> Context:
             queue_minfree=3 * runtime.smtp_limits.message_size,
             policy_host=runtime.policy_host,
             send_policy_port=runtime.send_policy_port,
-            **common,  # type: ignore[arg-type]
+            db_host=runtime.db_host,
+            **common,
         )
     if service == "dovecot":
         return DovecotContext(
@@ -173,7 +188,9 @@ def context_for(service: str, runtime: Runtime) -> Context:
             policy_host=runtime.policy_host,
             auth_policy_port=runtime.auth_policy_port,
             policy_nonce=secrets.token_hex(16),
-            **common | {"db_host": runtime.db_pool_host, "db_port": runtime.db_pool_port},  # type: ignore[arg-type]
+            db_host=runtime.db_pool_host,
+            db_port=runtime.db_pool_port,
+            **common,
         )
     raise ValueError(f"no templates for service {service!r}")
 

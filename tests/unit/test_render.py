@@ -16,10 +16,9 @@ from vmm.errors import InvalidValue
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "config-templates"
 GOLDEN = ROOT / "tests" / "fixtures" / "golden"
-COMMON = {
+COMMON: render.Common = {
     "hostname": "mail.example.test",
     "domain": "example.test",
-    "db_host": "postgres",
     "db_name": "mailsys",
     "db_password": "s3cret",
     "lmtp_port": 24,
@@ -42,7 +41,8 @@ CONTEXTS: dict[str, render.Context] = {
         queue_minfree=30_720_000,
         policy_host="policy",
         send_policy_port=10031,
-        **COMMON,  # type: ignore[arg-type]
+        db_host="postgres",
+        **COMMON,
     ),
     "dovecot": render.DovecotContext(
         allow_weak_schemes=False,
@@ -50,7 +50,9 @@ CONTEXTS: dict[str, render.Context] = {
         policy_host="policy",
         auth_policy_port=8400,
         policy_nonce="0123456789abcdef",
-        **COMMON | {"db_host": "pgbouncer", "db_port": 6432},  # type: ignore[arg-type]
+        db_host="pgbouncer",
+        db_port=6432,
+        **COMMON,
     ),
     "pgbouncer": render.PgbouncerContext("postgres", 5432, "mailsys", "s3cret", 6432, "/etc/pgbouncer"),
     "rspamd": render.RspamdContext(
