@@ -10,8 +10,8 @@ from importlib import resources
 import psycopg
 from psycopg import errors as pg_errors
 
-from vmm.config import Runtime
 from vmm.errors import AlreadyExists, Conflict, DatabaseError, InvalidValue, VmmError
+from vmm.runtime import Runtime
 
 Connection = psycopg.Connection[tuple[object, ...]]
 

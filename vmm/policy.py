@@ -29,7 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 
-from vmm.config import AuthLimits, Runtime
+from vmm.runtime import AuthLimits, Runtime
 
 # Dovecot's own most: it waits at most 15 s between failures (auth penalty).
 MAX_DELAY = 15

@@ -17,8 +17,8 @@ from typing import TypedDict
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from vmm.addresses import LOCAL_PART_SYMBOLS
-from vmm.config import Runtime, SmtpLimits
 from vmm.mailboxes import FIRST_ID
+from vmm.runtime import Runtime, SmtpLimits
 
 TEMPLATE_ROOT = Path(os.environ.get("VMM_TEMPLATE_DIR", "/usr/share/vmm/templates"))
 

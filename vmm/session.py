@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from vmm import db, mailboxes, passwords
-from vmm.config import Runtime
 from vmm.errors import VmmError
+from vmm.runtime import Runtime
 from vmm.settings import Settings
 
 

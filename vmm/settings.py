@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from vmm.config import Runtime
 from vmm.db import Connection
 from vmm.errors import InvalidValue, NotFound
 from vmm.limits import parse_at_least, parse_storage, parse_text, parse_transport
 from vmm.passwords import MIN_BLOWFISH_COST, Policy, Rounds, writable_scheme
+from vmm.runtime import Runtime
 
 _TRUE = {"1", "yes", "true", "on"}
 _FALSE = {"0", "no", "false", "off"}

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import os
 
-from vmm.config import Runtime
 from vmm.openssl import openssl
+from vmm.runtime import Runtime
 
 
 def ensure_certificate(runtime: Runtime) -> bool:

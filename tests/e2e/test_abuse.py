@@ -17,7 +17,7 @@ import pytest
 
 from tests.e2e.conftest import Stack, wait_for_log
 from tests.mail import message, tls_context
-from vmm.config import SmtpLimits
+from vmm.runtime import SmtpLimits
 
 PW = "Abuse-test-pw-1"
 

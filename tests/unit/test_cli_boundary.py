@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from vmm import dkim, tls
-from vmm.config import Runtime
 from vmm.errors import ExitCode, FileSystemError, ToolError
+from vmm.runtime import Runtime
 from vmm.session import run_each
 
 

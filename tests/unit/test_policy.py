@@ -3,8 +3,8 @@ and slow down a login name; submission limits defer past their counts."""
 
 from __future__ import annotations
 
-from vmm.config import AuthLimits
 from vmm.policy import LoginGuard, SendGuard, SendLimits
+from vmm.runtime import AuthLimits
 
 
 class Clock:

@@ -10,8 +10,8 @@ import pytest
 from jinja2 import UndefinedError
 
 from vmm import render
-from vmm.config import Runtime, SmtpLimits
 from vmm.errors import InvalidValue
+from vmm.runtime import Runtime, SmtpLimits
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "config-templates"

@@ -13,8 +13,8 @@ import typer
 from vmm import accounts, db
 from vmm import backup as archive
 from vmm.cli.app import app
-from vmm.config import Runtime
 from vmm.errors import Conflict, FileSystemError, InvalidValue
+from vmm.runtime import Runtime
 from vmm.session import open_session
 from vmm.settings import Settings
 

@@ -12,9 +12,9 @@ from vmm.addresses import DomainName
 from vmm.cli.app import command
 from vmm.cli.options import JsonOption
 from vmm.cli.output import show, show_json
-from vmm.config import Runtime
 from vmm.dnsrecords import for_domain
 from vmm.errors import InvalidValue, NotFound
+from vmm.runtime import Runtime
 from vmm.session import open_session
 
 

@@ -14,8 +14,8 @@ from vmm.addresses import DomainName
 from vmm.cli.app import app, command
 from vmm.cli.options import JsonOption, PatternOption
 from vmm.cli.output import show, show_json, show_list
-from vmm.config import Runtime
 from vmm.errors import NotFound
+from vmm.runtime import Runtime
 from vmm.session import open_session
 
 SECTIONS = {
