@@ -30,19 +30,25 @@ class PostgresContext:
     max_connections: int = 100
 
 
-@dataclass(frozen=True)
-class PostfixContext:
+class Common(TypedDict):
+    """What the Postfix and Dovecot contexts share."""
+
     hostname: str
     domain: str
-    db_host: str
     db_name: str
     db_password: str
-    dovecot_host: str
     lmtp_port: int
     auth_port: int
     quota_status_port: int
     tls_cert: str
     tls_key: str
+
+
+@dataclass(frozen=True)
+class PostfixContext:
+    common: Common
+    db_host: str
+    dovecot_host: str
     filter_host: str
     milter_port: int
     milter_default_action: str
@@ -58,18 +64,10 @@ class PostfixContext:
 
 @dataclass(frozen=True)
 class DovecotContext:
-    hostname: str
-    domain: str
+    common: Common
     # PgBouncer's (images/pgbouncer), Dovecot's way to PostgreSQL.
     db_host: str
     db_port: int
-    db_name: str
-    db_password: str
-    lmtp_port: int
-    auth_port: int
-    quota_status_port: int
-    tls_cert: str
-    tls_key: str
     allow_weak_schemes: bool
     submission_host: str
     policy_host: str
@@ -103,20 +101,6 @@ class PgbouncerContext:
     db_password: str
     listen_port: int
     conf_dir: str
-
-
-class Common(TypedDict):
-    """What the Postfix and Dovecot contexts share."""
-
-    hostname: str
-    domain: str
-    db_name: str
-    db_password: str
-    lmtp_port: int
-    auth_port: int
-    quota_status_port: int
-    tls_cert: str
-    tls_key: str
 
 
 Context = PostgresContext | PostfixContext | DovecotContext | RspamdContext | PgbouncerContext
@@ -179,7 +163,7 @@ def context_for(service: str, runtime: Runtime) -> Context:
             policy_host=runtime.policy_host,
             send_policy_port=runtime.send_policy_port,
             db_host=runtime.db_host,
-            **common,
+            common=common,
         )
     if service == "dovecot":
         return DovecotContext(
@@ -190,7 +174,7 @@ def context_for(service: str, runtime: Runtime) -> Context:
             policy_nonce=secrets.token_hex(16),
             db_host=runtime.db_pool_host,
             db_port=runtime.db_pool_port,
-            **common,
+            common=common,
         )
     raise ValueError(f"no templates for service {service!r}")
 
@@ -207,6 +191,7 @@ def render(
         autoescape=False,  # noqa: S701 (daemon configs, not HTML)
     )
     values = dataclasses.asdict(context)
+    values |= values.pop("common", {})  # the templates name the shared values directly
     gid = grp.getgrnam(group).gr_gid if group else -1
     # Dated two seconds back: Postfix reads a main.cf changed within the last second again,
     # every 300 ms, until it is older (util/load_file.c, against half-written files), which

@@ -42,7 +42,7 @@ CONTEXTS: dict[str, render.Context] = {
         policy_host="policy",
         send_policy_port=10031,
         db_host="postgres",
-        **COMMON,
+        common=COMMON,
     ),
     "dovecot": render.DovecotContext(
         allow_weak_schemes=False,
@@ -52,7 +52,7 @@ CONTEXTS: dict[str, render.Context] = {
         policy_nonce="0123456789abcdef",
         db_host="pgbouncer",
         db_port=6432,
-        **COMMON,
+        common=COMMON,
     ),
     "pgbouncer": render.PgbouncerContext("postgres", 5432, "mailsys", "s3cret", 6432, "/etc/pgbouncer"),
     "rspamd": render.RspamdContext(
