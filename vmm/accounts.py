@@ -32,17 +32,15 @@ class Account(HasLimits):
     imap: bool
     sieve: bool
     own_services: bool
-
-    @property
-    def local_part(self) -> str:
-        return self.address.rpartition("@")[0]
+    local_part: str
 
 
 # The account at an address: one view (schema 0005_account_address.sql) that Postfix's
 # and Dovecot's lookups read too.
 _SELECT = """
     SELECT uid, gid, canonical AS address, home, name, note, transport, own_transport,
-           quota_bytes, quota_messages, own_quota, smtp, pop3, imap, sieve, own_services
+           quota_bytes, quota_messages, own_quota, smtp, pop3, imap, sieve, own_services,
+           local_part
       FROM account_address
 """
 
@@ -124,13 +122,14 @@ def pointing_here(conn: Connection, account: Account) -> list[tuple[str, str]]:
 def delete(conn: Connection, account: Account, force: bool) -> None:
     """Delete the account. Refused while aliases or catch-alls deliver to it (they would
     bounce), unless ``force``, which removes those destinations too."""
-    pointing = pointing_here(conn, account)
+    names = domains.names(conn, account.gid)
+    pointing = aliases.pointing_at(conn, names, account.local_part)
     if pointing and not force:
         raise Conflict(
             f"{len(pointing)} alias destination(s) point at {account.address}"
             f" (first: {pointing[0][0]}); use --force to delete them too"
         )
-    aliases.delete_pointing_at(conn, domains.names(conn, account.gid), account.local_part)
+    aliases.delete_pointing_at(conn, names, account.local_part)
     conn.execute("DELETE FROM users WHERE uid = %s", (account.uid,))
 
 

@@ -42,6 +42,7 @@ class Common(TypedDict):
     quota_status_port: int
     tls_cert: str
     tls_key: str
+    first_id: int
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,6 @@ class PostfixContext:
     queue_minfree: int
     policy_host: str
     send_policy_port: int
-    first_id: int = FIRST_ID
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,6 @@ class DovecotContext:
     username_chars: str = (
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.@" + LOCAL_PART_SYMBOLS
     )
-    first_id: int = FIRST_ID
 
 
 @dataclass(frozen=True)
@@ -145,6 +144,7 @@ def context_for(service: str, runtime: Runtime) -> Context:
         "quota_status_port": runtime.quota_status_port,
         "tls_cert": str(runtime.tls_cert),
         "tls_key": str(runtime.tls_key),
+        "first_id": FIRST_ID,
     }
     if service == "postfix":
         return PostfixContext(

@@ -26,6 +26,7 @@ COMMON: render.Common = {
     "quota_status_port": 12340,
     "tls_cert": "/etc/vmm/tls/cert.pem",
     "tls_key": "/etc/vmm/tls/key.pem",
+    "first_id": 70000,
 }
 CONTEXTS: dict[str, render.Context] = {
     "postgres": render.PostgresContext(),
