@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import fcntl
+import grp
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,8 @@ from vmm.errors import FileSystemError, ToolError
 from vmm.openssl import openssl
 
 KEY_BITS = 2048  # RFC 8301: at least 1024, 2048 recommended; fits a TXT record split in 255s
-RSPAMD_GID = 990  # the _rspamd group of images/rspamd: it reads the keys, nobody else
+# rspamd's group (images/base creates it in every image): it reads the keys, nobody else.
+RSPAMD_GROUP = "_rspamd"
 MAP = "selectors.map"
 
 
@@ -77,9 +79,17 @@ def generate(dkim_dir: Path, domain: str, now: datetime | None = None) -> Key:
         raise
     os.chmod(partial, 0o640)
     if os.geteuid() == 0:
-        os.chown(partial, 0, RSPAMD_GID)
+        os.chown(partial, 0, _rspamd_gid())
     partial.rename(path)
     return Key(domain, selector, path)
+
+
+def _rspamd_gid() -> int:
+    try:
+        return grp.getgrnam(RSPAMD_GROUP).gr_gid
+    except KeyError:
+        # Outside the images (the integration tests' host) no rspamd reads the keys.
+        return 0
 
 
 def discard(key: Key) -> None:

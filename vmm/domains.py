@@ -30,7 +30,9 @@ class Domain(HasLimits):
 
 
 _SELECT = """
-    SELECT d.gid, p.domainname AS name, d.domaindir, d.transport, d.quota_bytes,
+    SELECT d.gid, p.domainname AS name, d.domaindir,
+           -- NULL: the stack's LMTP, wherever it is now (migration 0006)
+           coalesce(d.transport, (SELECT s.transport FROM stack_lmtp s)) AS transport, d.quota_bytes,
            d.quota_messages, d.smtp, d.pop3, d.imap, d.sieve, d.note
       FROM domain_name n
       JOIN domain_data d ON d.gid = n.gid
@@ -75,7 +77,7 @@ def add(
     conn: Connection,
     name: DomainName,
     base: Path,
-    transport: str,
+    transport: str | None,
     quota: Quota,
     services: dict[str, bool],
     note: str | None,
@@ -221,10 +223,16 @@ def set_services(conn: Connection, domain: Domain, services: dict[str, bool], fo
         )
 
 
-def set_transport(conn: Connection, domain: Domain, transport: str, force: bool) -> None:
+def set_transport(conn: Connection, domain: Domain, transport: str | None, force: bool) -> None:
+    """The domain's transport; None (or the stack's LMTP itself) follows the stack's LMTP."""
     conn.execute("UPDATE domain_data SET transport = %s WHERE gid = %s", (transport, domain.gid))
     if force:
         conn.execute("UPDATE users SET transport = NULL WHERE gid = %s", (domain.gid,))
+
+
+def set_stack_lmtp(conn: Connection, transport: str) -> None:
+    """Where the stack's LMTP service is now (vmm setup, from the runtime)."""
+    conn.execute("UPDATE stack_lmtp SET transport = %s", (transport,))
 
 
 def set_note(conn: Connection, domain: Domain, note: str | None) -> None:

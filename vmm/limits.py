@@ -57,6 +57,11 @@ def parse_transport(text: str) -> str:
     return text
 
 
+def parse_default_transport(text: str) -> str | None:
+    """The domain.transport option: empty is the stack's own LMTP (None, migration 0006)."""
+    return parse_transport(text) if text.strip() else None
+
+
 def parse_services(names: list[str]) -> dict[str, bool]:
     """The services named are on, all others off."""
     wanted = {name.lower() for name in names}

@@ -14,7 +14,7 @@ from pathlib import Path
 from vmm import accounts, dkim, domains, mailboxes, passwords
 from vmm.addresses import DomainName, EmailAddress
 from vmm.errors import AlreadyExists, InvalidValue, PasswordError
-from vmm.limits import SERVICES, Quota, parse_storage, parse_transport
+from vmm.limits import SERVICES, Quota, parse_default_transport, parse_storage
 from vmm.session import Session
 
 
@@ -27,7 +27,7 @@ def create_domain(
         session.conn,
         name,
         Path(settings.get("misc.base_directory")),
-        parse_transport(transport or settings.get("domain.transport")),
+        parse_default_transport(transport or settings.get("domain.transport")),
         Quota(parse_storage(settings.get("domain.quota_bytes")), settings.number("domain.quota_messages")),
         {service: settings.flag(f"domain.{service}") for service in SERVICES},
         note,

@@ -37,7 +37,6 @@ class Common(TypedDict):
     domain: str
     db_name: str
     db_password: str
-    lmtp_port: int
     auth_port: int
     quota_status_port: int
     tls_cert: str
@@ -50,6 +49,7 @@ class PostfixContext:
     common: Common
     db_host: str
     dovecot_host: str
+    lmtp_transport: str
     filter_host: str
     milter_port: int
     milter_default_action: str
@@ -68,6 +68,7 @@ class DovecotContext:
     # PgBouncer's (images/pgbouncer), Dovecot's way to PostgreSQL.
     db_host: str
     db_port: int
+    lmtp_port: int
     allow_weak_schemes: bool
     submission_host: str
     policy_host: str
@@ -140,7 +141,6 @@ def context_for(service: str, runtime: Runtime) -> Context:
         "db_name": runtime.db_name,
         "db_password": runtime.db_password(service),
         "auth_port": runtime.auth_port,
-        "lmtp_port": runtime.lmtp_port,
         "quota_status_port": runtime.quota_status_port,
         "tls_cert": str(runtime.tls_cert),
         "tls_key": str(runtime.tls_key),
@@ -149,6 +149,7 @@ def context_for(service: str, runtime: Runtime) -> Context:
     if service == "postfix":
         return PostfixContext(
             dovecot_host=runtime.dovecot_host,
+            lmtp_transport=runtime.lmtp_transport,
             filter_host=runtime.filter_host,
             milter_port=runtime.milter_port,
             milter_default_action=MILTER_ACTIONS[runtime.filter_failure],
@@ -167,6 +168,7 @@ def context_for(service: str, runtime: Runtime) -> Context:
         )
     if service == "dovecot":
         return DovecotContext(
+            lmtp_port=runtime.lmtp_port,
             allow_weak_schemes=runtime.allow_weak_schemes,
             submission_host=f"{runtime.postfix_host}:25",
             policy_host=runtime.policy_host,

@@ -101,6 +101,11 @@ class Runtime:
     auth_policy_port: int
     send_policy_port: int
 
+    @property
+    def lmtp_transport(self) -> str:
+        """Dovecot's LMTP as a Postfix transport: virtual_transport and the stack_lmtp row."""
+        return f"lmtp:inet:{self.dovecot_host}:{self.lmtp_port}"
+
     @classmethod
     def from_env(cls) -> Runtime:
         env = os.environ

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from vmm.db import Connection
 from vmm.errors import InvalidValue, NotFound
-from vmm.limits import parse_at_least, parse_storage, parse_text, parse_transport
+from vmm.limits import parse_at_least, parse_default_transport, parse_storage, parse_text
 from vmm.passwords import MIN_BLOWFISH_COST, Policy, Rounds, writable_scheme
 from vmm.runtime import Runtime
 
@@ -85,7 +85,12 @@ _OPTIONS = [
     Option("domain.smtp", "true", parse_bool, "new domains allow SMTP AUTH"),
     Option("domain.quota_bytes", "0", parse_storage, "storage quota of new domains (b, k, M, G suffix)"),
     Option("domain.quota_messages", "0", parse_int, "message quota of new domains"),
-    Option("domain.transport", "lmtp:inet:dovecot:24", parse_transport, "transport of new domains"),
+    Option(
+        "domain.transport",
+        "",
+        parse_default_transport,
+        "transport of new domains; empty: the stack's LMTP (Dovecot), wherever it listens",
+    ),
     Option("mailbox.folders", "Drafts:Sent:Templates:Trash", _parse_str, "folders created with an account"),
     Option("mailbox.format", "maildir", _only("maildir"), "mailbox format (maildir only)"),
     Option("mailbox.root", "Maildir", _only("Maildir"), "mailbox root in the home directory"),

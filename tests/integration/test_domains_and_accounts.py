@@ -94,3 +94,29 @@ def test_configset_is_seen_by_the_next_command(cli: Cli) -> None:
 def test_migrate_is_idempotent(cli: Cli) -> None:
     assert cli.ok("migrate") == ""
     assert cli.sql("SELECT count(*) FROM schema_migrations") == [(len(db.migrations()),)]
+
+
+def test_domains_on_the_stacks_lmtp_follow_a_new_lmtp_port(cli: Cli) -> None:
+    cli.ok("configset", "domain.auto_postmaster", "false")
+    cli.ok("da", "follow.example")
+    cli.ok("da", "relay.example", "-t", "smtp:[mx.example.net]:2025")
+    cli.ok("da", "pinned.example", "-t", "lmtp:inet:dovecot:24")
+    cli.ok("ua", "kim@follow.example", "--password-stdin", stdin="kim's long password\n")
+    moved = Cli({**cli.env, "VMM_LMTP_PORT": "2424"}, cli.mail_root)
+    try:
+        moved.ok("setup")  # what every start of the stack runs, here with the new port
+        for domain, transport in [
+            ("follow.example", "lmtp:inet:dovecot:2424"),
+            ("relay.example", "smtp:[mx.example.net]:2025"),
+            # Named as the stack's LMTP was: it follows the stack too.
+            ("pinned.example", "lmtp:inet:dovecot:2424"),
+        ]:
+            assert json.loads(cli.ok("domaininfo", domain, "--json"))["transport"] == transport
+        assert json.loads(cli.ok("userinfo", "kim@follow.example", "--json"))["transport"] == (
+            "lmtp:inet:dovecot:2424"
+        )
+        lookup = "SELECT postfix_transport_map('kim', 'follow.example')"
+        assert cli.sql(lookup) == [("lmtp:inet:dovecot:2424",)]
+    finally:
+        cli.ok("setup")
+    assert json.loads(cli.ok("domaininfo", "follow.example", "--json"))["transport"] == "lmtp:inet:dovecot:24"

@@ -21,7 +21,6 @@ COMMON: render.Common = {
     "domain": "example.test",
     "db_name": "mailsys",
     "db_password": "s3cret",
-    "lmtp_port": 24,
     "auth_port": 12345,
     "quota_status_port": 12340,
     "tls_cert": "/etc/vmm/tls/cert.pem",
@@ -32,6 +31,7 @@ CONTEXTS: dict[str, render.Context] = {
     "postgres": render.PostgresContext(),
     "postfix": render.PostfixContext(
         dovecot_host="dovecot",
+        lmtp_transport="lmtp:inet:dovecot:24",
         filter_host="rspamd",
         milter_port=11332,
         milter_default_action="tempfail",
@@ -53,6 +53,7 @@ CONTEXTS: dict[str, render.Context] = {
         policy_nonce="0123456789abcdef",
         db_host="pgbouncer",
         db_port=6432,
+        lmtp_port=24,
         common=COMMON,
     ),
     "pgbouncer": render.PgbouncerContext("postgres", 5432, "mailsys", "s3cret", 6432, "/etc/pgbouncer"),
