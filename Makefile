@@ -45,9 +45,9 @@ integration: images $(VENV)/.installed ## Only the integration tests (the CLI ag
 e2e: images test-images $(VENV)/.installed ## Only the end-to-end tests (whole stacks, faults included)
 	@$(PYTHON) -m pytest tests/e2e
 
-# The test stacks' own DNS (tests/e2e/dns.yaml).
+# The test stacks' own DNS (tests/e2e/dns.yaml) and outbound mail's other side (remote.yaml).
 test-images: docker
-	@$(COMPOSE) -f compose.yaml -f tests/e2e/dns.yaml build --quiet dns
+	@$(COMPOSE) -f compose.yaml -f tests/e2e/dns.yaml -f tests/e2e/remote.yaml build --quiet dns remote
 
 faults: images test-images $(VENV)/.installed ## Only the fault scenarios, with the message report
 	@$(PYTHON) -m pytest -m faults tests/e2e
@@ -55,7 +55,7 @@ faults: images test-images $(VENV)/.installed ## Only the fault scenarios, with 
 # The benchmark's own stack (project vmmbench, random loopback ports) with the test DNS:
 # rspamd's lookups are answered on this machine, fast, and never leave it.
 BENCH_ENV := COMPOSE_PROJECT_NAME=vmmbench COMPOSE_FILE=compose.yaml:tests/e2e/dns.yaml \
-	$(foreach port,SMTP SUBMISSION SUBMISSIONS IMAP IMAPS POP3 POP3S SIEVE,VMM_PORT_$(port)=)
+	$(foreach port,SMTP SUBMISSION SUBMISSIONS IMAP IMAPS POP3 POP3S SIEVE HTTP HTTPS,VMM_PORT_$(port)=)
 
 bench: images test-images $(VENV)/.installed ## Benchmarks against same-run references (bench/results/)
 	@$(BENCH_ENV) $(COMPOSE) up -d --wait --remove-orphans

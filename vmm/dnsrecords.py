@@ -1,27 +1,22 @@
 """The DNS records a postmaster publishes for a domain: where its mail goes (MX), who may
-send it (SPF), its DKIM key, its DMARC policy, and the SRV records (RFC 6186, 8314,
-5804) with which mail clients find the servers."""
+send it (SPF), its DKIM key, its DMARC policy, its MTA-STS policy and TLS reporting
+address, and how mail clients find the servers (SRV records of RFC 6186, 8314 and 5804;
+the autoconfig and autodiscover names the web service answers on)."""
 
 from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
 
+from vmm import mtasts
+from vmm.clientconfig import ENDPOINTS
 from vmm.dkim import Key
 
 TTL = 3600
 TXT_CHUNK = 255  # one character-string of a TXT record (RFC 1035 3.3)
-# (service label, port) of every service the stack offers to clients, submissions first
-# as RFC 8314 prefers implicit TLS.
-CLIENT_SERVICES = (
-    ("_submissions._tcp", 465),
-    ("_submission._tcp", 587),
-    ("_imaps._tcp", 993),
-    ("_imap._tcp", 143),
-    ("_pop3s._tcp", 995),
-    ("_pop3._tcp", 110),
-    ("_sieve._tcp", 4190),
-)
+# The names the web service answers on for a domain (vmm/web.py), aliases of the mail host.
+WEB_LABELS = ("autoconfig", "autodiscover", mtasts.HOST_LABEL)
+HTTPS_PORT = 443
 
 
 @dataclass(frozen=True)
@@ -41,7 +36,9 @@ class Record:
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 
-def for_domain(domain: str, hostname: str, key: Key | None, addresses: list[Address]) -> list[Record]:
+def for_domain(
+    domain: str, hostname: str, key: Key | None, addresses: list[Address], mta_sts_mode: str
+) -> list[Record]:
     """``domain`` and ``hostname`` in ASCII form; ``addresses`` are the mail host's
     public ones, if known (the stack cannot see them behind Docker's NAT)."""
     apex, host = f"{domain}.", f"{hostname}."
@@ -53,5 +50,12 @@ def for_domain(domain: str, hostname: str, key: Key | None, addresses: list[Addr
     if key is not None:
         records.append(Record(f"{key.selector}._domainkey.{apex}", "TXT", key.txt_record()))
     records.append(Record(f"_dmarc.{apex}", "TXT", f"v=DMARC1; p=quarantine; rua=mailto:postmaster@{domain}"))
-    records += [Record(f"{label}.{apex}", "SRV", f"0 1 {port} {host}") for label, port in CLIENT_SERVICES]
+    policy_id = mtasts.policy_id(mtasts.policy(mta_sts_mode, hostname))
+    records += [
+        Record(f"_mta-sts.{apex}", "TXT", f"v=STSv1; id={policy_id}"),
+        Record(f"_smtp._tls.{apex}", "TXT", f"v=TLSRPTv1; rua=mailto:postmaster@{domain}"),
+    ]
+    records += [Record(f"{e.srv_label}.{apex}", "SRV", f"0 1 {e.port} {host}") for e in ENDPOINTS]
+    records.append(Record(f"_autodiscover._tcp.{apex}", "SRV", f"0 1 {HTTPS_PORT} {host}"))
+    records += [Record(f"{label}.{apex}", "CNAME", host) for label in WEB_LABELS]
     return records

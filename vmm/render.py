@@ -42,6 +42,7 @@ class Common(TypedDict):
     tls_cert: str
     tls_key: str
     first_id: int
+    recipient_delimiter: str
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ def context_for(service: str, runtime: Runtime) -> Context:
         "tls_cert": str(runtime.tls_cert),
         "tls_key": str(runtime.tls_key),
         "first_id": FIRST_ID,
+        "recipient_delimiter": runtime.recipient_delimiter,
     }
     if service == "postfix":
         return PostfixContext(

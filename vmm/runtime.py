@@ -94,6 +94,8 @@ class Runtime:
     # Port 25 refuses mail whose envelope sender is a hosted address unless the client
     # logged in (only 465/587 offer that): nobody outside may pose as a local user.
     local_senders_need_auth: bool
+    # Sub-addressing: user+tag@domain reaches user, Sieve's :detail sees "tag"; "" is off.
+    recipient_delimiter: str
     auth_limits: AuthLimits
     # The policy service (vmm/policy.py): Dovecot's auth policy over HTTP, Postfix's
     # policy delegation for the submission limits.
@@ -143,6 +145,7 @@ class Runtime:
             ),
             dnsbl_sites=_dnsbl(env.get("VMM_DNSBL") or DEFAULT_DNSBL),
             local_senders_need_auth=_flag(env.get("VMM_LOCAL_SENDERS_NEED_AUTH", "yes")),
+            recipient_delimiter=_delimiter(env.get("VMM_RECIPIENT_DELIMITER", "+")),
             auth_limits=AuthLimits.from_env(),
             policy_host=env.get("VMM_POLICY_HOST", "policy"),
             auth_policy_port=int(env.get("VMM_AUTH_POLICY_PORT", "8400")),
@@ -169,6 +172,18 @@ class Runtime:
 def _dnsbl(text: str) -> str:
     """VMM_DNSBL: postscreen's sites, or "none" for no DNS blocklist."""
     return "" if text.strip().lower() == "none" else " ".join(text.split())
+
+
+# The delimiters offered: one character each, which Postfix and Dovecot read alike and
+# which needs no quoting in Postfix's SQL query (postfix/sql/virtual_alias_maps.cf.j2).
+DELIMITERS = ("+", "-", "_", "=")
+
+
+def _delimiter(text: str) -> str:
+    if text not in ("", *DELIMITERS):
+        allowed = " ".join(DELIMITERS)
+        raise InvalidValue(f"VMM_RECIPIENT_DELIMITER must be one of {allowed} or empty, not {text!r}")
+    return text
 
 
 def _flag(text: str) -> bool:

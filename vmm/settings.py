@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from vmm.db import Connection
 from vmm.errors import InvalidValue, NotFound
 from vmm.limits import parse_at_least, parse_default_transport, parse_storage, parse_text
+from vmm.mtasts import parse_mode
 from vmm.passwords import MIN_BLOWFISH_COST, Policy, Rounds, writable_scheme
 from vmm.runtime import Runtime
 
@@ -104,6 +105,13 @@ _OPTIONS = [
     ),
     Option("misc.crypt_sha256_rounds", "5000", parse_int, "rounds of SHA256-CRYPT"),
     Option("misc.crypt_sha512_rounds", "5000", parse_int, "rounds of SHA512-CRYPT"),
+    # Not in vmm.cfg(5): the MTA-STS policy every domain publishes (vmm/mtasts.py).
+    Option(
+        "mta_sts.mode",
+        "testing",
+        parse_mode,
+        "MTA-STS mode of every domain: testing (report only), enforce or none",
+    ),
     # Not in vmm.cfg(5): what one login may send on 465/587 (vmm/policy.py).
     Option(
         "submission.messages_per_hour",

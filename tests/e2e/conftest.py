@@ -32,8 +32,10 @@ PORTS = {
     "POP3": 110,
     "POP3S": 995,
     "SIEVE": 4190,
+    "HTTP": 8080,
+    "HTTPS": 8443,
 }
-SERVICE_OF_PORT = {25: "postfix", 465: "postfix", 587: "postfix"}
+SERVICE_OF_PORT = {25: "postfix", 465: "postfix", 587: "postfix", 8080: "web", 8443: "web"}
 
 
 class ManageSieve:
@@ -119,6 +121,11 @@ class Stack:
         result = self.vmm(*args, stdin=stdin, env=env)
         assert result.returncode == 0, f"vmm {' '.join(args)}: {result.stderr}"
         return result.stdout
+
+    def compose_ok(self, *args: str) -> None:
+        """A ``docker compose`` command on this stack (stop, start, ...) that must succeed."""
+        result = self._compose(*args)
+        assert result.returncode == 0, result.stderr
 
     def exec(self, service: str, *command: str) -> tuple[str, str, int]:
         """A command inside a running service: (stdout, stderr, exit code)."""

@@ -289,7 +289,7 @@ def test_the_docker_network_is_not_trusted(accounts: Stack) -> None:
 # Least privilege ------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("role", ["postfix", "dovecot"])
+@pytest.mark.parametrize("role", ["postfix", "dovecot", "web"])
 @pytest.mark.parametrize(
     "sql",
     [
@@ -378,9 +378,9 @@ def test_secrets_are_files_with_tight_modes_and_in_no_environment(accounts: Stac
     stdout, _, code = accounts.exec("postgres", "sh", "-c", "stat -c '%a %U %n' /run/vmm-secrets/*/password")
     assert code == 0
     modes = [line.split()[:2] for line in stdout.splitlines()]
-    assert len(modes) == 3 and all(mode == ["600", "root"] for mode in modes), stdout
+    assert len(modes) == 4 and all(mode == ["600", "root"] for mode in modes), stdout
     passwords = []
-    for role in ("vmm", "postfix", "dovecot"):
+    for role in ("vmm", "postfix", "dovecot", "web"):
         out, _, _ = accounts.exec("postgres", "cat", f"/run/vmm-secrets/{role}/password")
         passwords.append(out.strip())
     # Each daemon sees only its own password.
@@ -644,7 +644,7 @@ def test_postgres_takes_only_encrypted_logins(accounts: Stack) -> None:
 
 # Hardened containers --------------------------------------------------------------------
 
-DAEMONS = ["postgres", "pgbouncer", "valkey", "rspamd", "postfix", "dovecot", "policy"]
+DAEMONS = ["postgres", "pgbouncer", "valkey", "rspamd", "postfix", "dovecot", "policy", "web"]
 
 
 @pytest.mark.parametrize("service", DAEMONS)

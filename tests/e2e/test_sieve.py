@@ -78,3 +78,62 @@ def test_the_vacation_reply_reaches_the_sender_once(users: Stack) -> None:
 def test_an_account_without_the_sieve_service_is_refused(users: Stack) -> None:
     assert not users.managesieve_login("erin@example.test", PASSWORD)
     assert users.managesieve_login("dave@example.test", PASSWORD)
+
+
+DETAIL_SCRIPT = """require ["envelope", "subaddress", "fileinto", "mailbox"];
+if envelope :detail "to" "lists" {
+    fileinto :create "Tagged";
+}
+"""
+
+
+def test_a_tagged_address_reaches_its_account_and_sieve_sees_the_tag(users: Stack) -> None:
+    users.add_domain("tags.example")
+    users.add_account("fay@tags.example", PASSWORD)
+    # A catch-all answers for unknown addresses only, not for fay's tagged ones.
+    users.add_account("bucket@tags.example", PASSWORD)
+    users.vmm_ok("catchalladd", "tags.example", "bucket@tags.example")
+    with users.managesieve() as session:
+        assert session.authenticate("fay@tags.example", PASSWORD)
+        assert session.command('PUTSCRIPT "tags"', DETAIL_SCRIPT)[0]
+        assert session.command('SETACTIVE "tags"')[0]
+    tagged, other = f"tagged {uuid.uuid4().hex}", f"other {uuid.uuid4().hex}"
+    users.send(
+        "a@sender.example",
+        ["fay+lists@tags.example"],
+        note("a@sender.example", "fay+lists@tags.example", tagged),
+    )
+    users.send(
+        "a@sender.example",
+        ["fay+shop@tags.example"],
+        note("a@sender.example", "fay+shop@tags.example", other),
+    )
+    filed = wait_until_delivered(users, "fay@tags.example", PASSWORD, folder="Tagged")
+    assert [email.message_from_bytes(raw)["Subject"] for raw in filed] == [tagged]
+    inbox = wait_until_delivered(users, "fay@tags.example", PASSWORD)
+    assert [email.message_from_bytes(raw)["Subject"] for raw in inbox] == [other]
+    # An unknown address, tagged or not, still goes to the catch-all.
+    users.send(
+        "a@sender.example",
+        ["nobody+x@tags.example"],
+        note("a@sender.example", "nobody+x@tags.example", "lost"),
+    )
+    assert len(wait_until_delivered(users, "bucket@tags.example", PASSWORD)) == 1
+    assert users.postmap("virtual_alias_maps", "fay+lists@tags.example") == ""
+
+
+def test_submission_hides_the_senders_client_in_received(users: Stack) -> None:
+    subject = f"private {uuid.uuid4().hex}"
+    users.submit(
+        "dave@example.test",
+        PASSWORD,
+        ["erin@example.test"],
+        note("dave@example.test", "erin@example.test", subject),
+    )
+    [received] = [
+        raw for raw in wait_until_delivered(users, "erin@example.test", PASSWORD) if subject.encode() in raw
+    ]
+    headers = email.message_from_bytes(received).get_all("Received") or []
+    submission = headers[-1]  # the first hop, added by the submission service
+    assert users.gateway() not in submission and "dave@example.test" not in submission
+    assert "client.example" not in submission and "TLS" not in submission, submission

@@ -106,4 +106,27 @@ def test_dnsrecords_prints_a_zone_a_dns_library_loads(cli: Cli) -> None:
     as_json = json.loads(cli.ok("dnsrecords", "bücher.example", "--json"))
     by_name = {(r["name"], r["type"]): r["value"] for r in as_json}
     assert b"".join(dkim_txt.strings).decode() == by_name[(f"{selector}._domainkey.{apex}", "TXT")]
-    assert {r["type"] for r in as_json} == {"MX", "TXT", "SRV"}
+    assert {r["type"] for r in as_json} == {"MX", "TXT", "SRV", "CNAME"}
+
+
+def test_dnsrecords_names_the_web_service_and_the_mta_sts_policy(cli: Cli) -> None:
+    cli.ok("configset", "domain.auto_postmaster", "false")
+    cli.ok("domainadd", "example.org")
+
+    def records() -> dict[tuple[str, str], str]:
+        return {
+            (r["name"], r["type"]): r["value"]
+            for r in json.loads(cli.ok("dnsrecords", "example.org", "--json"))
+        }
+
+    before = records()
+    for label in ("autoconfig", "autodiscover", "mta-sts"):
+        assert before[(f"{label}.example.org.", "CNAME")] == "mail.example.test."
+    assert before[("_autodiscover._tcp.example.org.", "SRV")] == "0 1 443 mail.example.test."
+    assert before[("_smtp._tls.example.org.", "TXT")] == "v=TLSRPTv1; rua=mailto:postmaster@example.org"
+    assert before[("_mta-sts.example.org.", "TXT")].startswith("v=STSv1; id=")
+    # A new policy, a new id: senders fetch it again.
+    cli.ok("configset", "mta_sts.mode", "enforce")
+    assert records()[("_mta-sts.example.org.", "TXT")] != before[("_mta-sts.example.org.", "TXT")]
+    bad = cli("configset", "mta_sts.mode", "strict")
+    assert bad.returncode == ExitCode.INVALID and "not an MTA-STS mode" in bad.stderr

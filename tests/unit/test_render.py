@@ -26,6 +26,7 @@ COMMON: render.Common = {
     "tls_cert": "/etc/vmm/tls/cert.pem",
     "tls_key": "/etc/vmm/tls/key.pem",
     "first_id": 70000,
+    "recipient_delimiter": "+",
 }
 CONTEXTS: dict[str, render.Context] = {
     "postgres": render.PostgresContext(),

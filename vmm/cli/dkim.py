@@ -82,7 +82,8 @@ def dnsrecords(
     with open_session() as session:
         domain = domains.get_primary(session.conn, name)
     key = dkim.current(session.runtime.dkim_dir, domain.name)
-    records = for_domain(domain.name, session.runtime.hostname, key, addresses)
+    mode = session.settings.get("mta_sts.mode")
+    records = for_domain(domain.name, session.runtime.hostname, key, addresses, mode)
     if as_json:
         show_json([{"name": r.name, "ttl": r.ttl, "type": r.type, "value": r.value} for r in records])
         return
