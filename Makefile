@@ -66,7 +66,7 @@ lint: $(VENV)/.installed ## ruff (lint and format), mypy --strict and shellcheck
 	@$(VENV)/bin/ruff format --check --quiet vmm tests bench
 	@$(VENV)/bin/mypy vmm tests bench
 	@$(VENV)/bin/shellcheck --severity=warning images/*/entrypoint.sh images/base/vmm-health \
-		images/base/vmm-render scripts/*.sh .ci/run
+		images/base/vmm-render images/testdns/publish scripts/*.sh .ci/run
 
 clean: ## Stop the stack and remove its volumes, test leftovers and the venv
 	@$(COMPOSE) down -v --remove-orphans || true

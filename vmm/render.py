@@ -86,11 +86,18 @@ class DovecotContext:
 class RspamdContext:
     milter_port: int
     dkim_dir: str
-    dns_servers: tuple[str, ...]
+    # The stack's resolver (images/resolver).
+    resolver: str
     scan_processes: int
     cache_server: str
     greylist_delay: int
     greylist_exempt: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class UnboundContext:
+    forwarders: tuple[str, ...]
+    trust_anchor: str
 
 
 @dataclass(frozen=True)
@@ -104,7 +111,9 @@ class PgbouncerContext:
     conf_dir: str
 
 
-Context = PostgresContext | PostfixContext | DovecotContext | RspamdContext | PgbouncerContext
+Context = (
+    PostgresContext | PostfixContext | DovecotContext | RspamdContext | PgbouncerContext | UnboundContext
+)
 
 # Where PgBouncer's entrypoint renders and keeps its TLS key pair.
 PGBOUNCER_DIR = "/etc/pgbouncer"
@@ -121,12 +130,14 @@ def context_for(service: str, runtime: Runtime) -> Context:
         return RspamdContext(
             runtime.milter_port,
             str(runtime.dkim_dir),
-            runtime.dns_servers,
+            runtime.resolver_address,
             len(os.sched_getaffinity(0)),
             runtime.cache_server,
             runtime.greylist_delay,
             runtime.throttle_exempt,
         )
+    if service == "unbound":
+        return UnboundContext(runtime.dns_servers, runtime.dns_trust_anchor)
     if service == "pgbouncer":
         return PgbouncerContext(
             runtime.db_host,

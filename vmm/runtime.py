@@ -81,8 +81,15 @@ class Runtime:
     cache_server: str
     # How long rspamd's greylisting makes a new (sender, recipient, client) wait, seconds.
     greylist_delay: int
-    # The DNS servers rspamd asks ("ip" or "ip:port"); empty: the container's resolver.
+    # The stack's resolver (images/resolver): its fixed address on the dns network, which
+    # rspamd asks (Postfix through its container's resolver, compose.yaml's `dns:`).
+    resolver_address: str
+    # The servers the stack's resolver forwards to ("ip" or "ip:port"); empty: it
+    # resolves from the root itself.
     dns_servers: tuple[str, ...]
+    # What DNSSEC answers are validated against: empty, the root's key; a file of DS or
+    # DNSKEY records (a test zone's); "none", no validation (the forwarders are trusted to).
+    dns_trust_anchor: str
     # What Postfix does with mail while the filter is unreachable: "defer" (4xx, the
     # sender retries) or "pass" (accepted unscanned and unsigned).
     filter_failure: str
@@ -132,7 +139,9 @@ class Runtime:
             # Also renders Dovecot's auth_allow_weak_schemes: one switch for both.
             allow_weak_schemes=_flag(env.get("VMM_ALLOW_WEAK_SCHEMES", "no")),
             filter_host=env.get("VMM_FILTER_HOST", "rspamd"),
+            resolver_address=env.get("VMM_RESOLVER_ADDRESS", "10.53.53.2"),
             dns_servers=tuple(env.get("VMM_DNS_RESOLVER", "").replace(",", " ").split()),
+            dns_trust_anchor=env.get("VMM_DNS_TRUST_ANCHOR", "").strip(),
             milter_port=int(env.get("VMM_MILTER_PORT", "11332")),
             cache_server=env.get("VMM_CACHE_SERVER", "valkey:6379"),
             greylist_delay=parse_at_least(env.get("VMM_GREYLIST_DELAY") or "300", 1, "VMM_GREYLIST_DELAY"),

@@ -1,10 +1,9 @@
 #!/bin/sh
-# Serve /zones/test.zone (an empty zone until a test writes it); SIGHUP reloads it.
+# Serve /zones/test.zone, the signed zone of the records the tests publish (none at
+# first; `publish` adds them); SIGHUP reloads it.
 set -eu
 mkdir -p /zones /run/nsd
-[ -s /zones/test.zone ] || printf '%s\n' \
-    '$ORIGIN test.' '$TTL 60' \
-    '@ IN SOA ns.test. hostmaster.test. 1 60 60 600 60' '@ IN NS ns.test.' > /zones/test.zone
+publish --initial < /dev/null
 cat >/etc/nsd/nsd.conf <<CONF
 server:
   ip-address: 0.0.0.0

@@ -1,6 +1,7 @@
 #!/bin/sh
-# A receiving MTA for remote.test with its own self-signed certificate (opportunistic TLS
-# needs no trusted one); mail is stored under /var/mail/remote/Maildir.
+# A receiving MTA for remote.test (and mismatch.test, whose TLSA record the tests get
+# wrong) with its own self-signed certificate, which DANE's TLSA records name and
+# opportunistic TLS does not check; mail is stored under /var/mail/remote/Maildir.
 set -eu
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=mx.remote.test" \
     -keyout /etc/postfix/key.pem -out /etc/postfix/cert.pem 2>/dev/null
@@ -11,7 +12,7 @@ postconf -e \
     "inet_protocols = ipv4" \
     "mynetworks = 127.0.0.0/8" \
     "maillog_file = /dev/stdout" \
-    "virtual_mailbox_domains = remote.test" \
+    "virtual_mailbox_domains = remote.test mismatch.test" \
     "virtual_mailbox_base = /var/mail" \
     "virtual_mailbox_maps = static:remote/Maildir/" \
     "virtual_uid_maps = static:5000" \

@@ -4,6 +4,7 @@ loopback ports, with named wait helpers. Every test module gets a fresh stack.""
 from __future__ import annotations
 
 import base64
+import email
 import imaplib
 import ipaddress
 import os
@@ -186,9 +187,16 @@ class Stack:
         assert result.returncode == 0, f"vmm domainadd {domain}: {result.stderr}"
 
     def publish(self, zone_lines: str) -> None:
-        """Add records (zone-file lines with absolute names) to the stack's DNS."""
-        _, stderr, code = self.exec_input(
-            zone_lines, "dns", "sh", "-c", "cat >> /zones/test.zone && kill -HUP 1"
+        """Add records (zone-file lines with absolute names) to the stack's DNS, and let
+        the stack's resolver forget what it cached of the zone."""
+        _, stderr, code = self.exec_input(zone_lines, "dns", "publish")
+        assert code == 0, stderr
+        self.resolver_control("flush_zone", "test")
+
+    def resolver_control(self, *command: str) -> None:
+        """``unbound-control COMMAND`` in the stack's resolver (flush_zone, flush_infra)."""
+        _, stderr, code = self.exec(
+            "resolver", "unbound-control", "-c", "/etc/unbound/vmm/unbound.conf", *command
         )
         assert code == 0, stderr
 
@@ -275,6 +283,13 @@ def wait_for_log(stack: Stack, text: str, timeout: float = 30, service: str = "p
     return log
 
 
+def rspamd_verdict(stack: Stack, sent: bytes) -> str:
+    """rspamd's log line for the message ``sent`` (found by its Message-ID)."""
+    message_id = str(email.message_from_bytes(sent)["Message-ID"])
+    log = wait_for_log(stack, f"id: {message_id}", service="rspamd")
+    return next(line for line in log.splitlines() if f"id: {message_id}" in line)
+
+
 def wait_until_delivered(
     stack: Stack, user: str, password: str, count: int = 1, timeout: float = 30, folder: str = "INBOX"
 ) -> list[bytes]:
@@ -330,6 +345,8 @@ def compose_stack(name: str, extra: dict[str, str], files: list[str]) -> Iterato
     # An empty host port publishes on a random free port of 127.0.0.1.
     os.environ.update({f"VMM_PORT_{port}": "" for port in PORTS})
     os.environ["VMM_TEST_NET"] = net = free_subnet()
+    os.environ["VMM_RESOLVER_SUBNET"] = f"{net}.192/29"
+    os.environ["VMM_RESOLVER_ADDRESS"] = f"{net}.194"
     # Every stack has its own DNS (dns.yaml) and the session's Hyperscan cache
     # (hyperscan.yaml), plus the module's files (STACK_FILES).
     os.environ["COMPOSE_FILE"] = ":".join(

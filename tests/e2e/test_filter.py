@@ -18,7 +18,7 @@ import dkim
 import dns.resolver
 import pytest
 
-from tests.e2e.conftest import ROOT, Stack, wait_for_log, wait_until_delivered
+from tests.e2e.conftest import ROOT, Stack, rspamd_verdict, wait_until_delivered
 from tests.mail import message
 from vmm.dnsrecords import Record
 
@@ -265,13 +265,6 @@ def test_forged_verdict_headers_from_outside_are_replaced_by_the_stacks_own(mail
     assert "-100.00" not in str(received["X-Spam-Status"])
 
 
-def _rspamd_verdict(stack: Stack, sent: bytes) -> str:
-    """rspamd's log line for the message ``sent`` (found by its Message-ID)."""
-    message_id = str(email.message_from_bytes(sent)["Message-ID"])
-    log = wait_for_log(stack, f"id: {message_id}", service="rspamd")
-    return next(line for line in log.splitlines() if f"id: {message_id}" in line)
-
-
 def test_the_senders_dmarc_policy_acts_on_mail_that_fails_it(mail: Stack) -> None:
     # SPF "?all": neutral, so that no score of its own decides; DMARC fails (no SPF pass,
     # no DKIM) and the policy alone acts.
@@ -291,20 +284,20 @@ def test_the_senders_dmarc_policy_acts_on_mail_that_fails_it(mail: Stack) -> Non
     with mail.smtp() as client, pytest.raises(smtplib.SMTPDataError) as refused:
         client.sendmail("ceo@strict.test", ["bob@example.test"], rejected)
     assert refused.value.smtp_code == 554
-    assert 'forced: reject "Action set by DMARC"' in _rspamd_verdict(mail, rejected)
+    assert 'forced: reject "Action set by DMARC"' in rspamd_verdict(mail, rejected)
     # p=quarantine: delivered, marked as spam.
     quarantined = note("ceo@careful.test", "bob@example.test")
     mail.send("ceo@careful.test", ["bob@example.test"], quarantined)
     received = delivered(mail, "bob@example.test", quarantined)
     assert "dmarc=fail" in str(header(received, "Authentication-Results"))
     assert header(received, "X-Spam") == "Yes"
-    assert 'forced: add header "Action set by DMARC"' in _rspamd_verdict(mail, quarantined)
+    assert 'forced: add header "Action set by DMARC"' in rspamd_verdict(mail, quarantined)
     # p=none: delivered as the score says, the failure recorded.
     relaxed = note("ceo@relaxed.test", "bob@example.test")
     mail.send("ceo@relaxed.test", ["bob@example.test"], relaxed)
     received = delivered(mail, "bob@example.test", relaxed)
     assert "dmarc=fail" in str(header(received, "Authentication-Results"))
-    assert "Action set by DMARC" not in _rspamd_verdict(mail, relaxed)
+    assert "Action set by DMARC" not in rspamd_verdict(mail, relaxed)
 
 
 def test_a_rotated_key_signs_within_seconds_and_the_old_one_stays(mail: Stack) -> None:

@@ -1,6 +1,7 @@
 """Mail leaving the stack, to another server on this machine (tests/e2e/remote.yaml): found
-by its MX record, sent over TLS and DKIM-signed; a permanent refusal comes back to the
-sender as one bounce, a temporary one stays queued for a retry."""
+by its MX record in the signed test zone, sent over TLS that DANE verifies, DKIM-signed;
+a TLSA mismatch defers it, a permanent refusal comes back to the sender as one bounce, a
+temporary one stays queued for a retry; and mail keeps flowing while DNS is gone."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import uuid
 import dkim
 import pytest
 
-from tests.e2e.conftest import Stack, wait_for_log, wait_until_delivered
+from tests.e2e.conftest import Stack, rspamd_verdict, wait_for_log, wait_until_delivered
 from tests.mail import message
 
 pytestmark = pytest.mark.e2e
@@ -26,8 +27,23 @@ REMOTE_MAILDIR = "/var/mail/remote/Maildir/new"
 @pytest.fixture(scope="module")
 def outbound(stack: Stack) -> Stack:
     stack.add_account(SENDER, PW)
+    # DANE-EE: the remote server's own key, by its SHA-256 (TLSA 3 1 1).
+    digest, _, _ = stack.exec(
+        "remote",
+        "sh",
+        "-c",
+        "openssl x509 -in /etc/postfix/cert.pem -noout -pubkey"
+        " | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1",
+    )
+    assert len(digest.strip()) == 64
     stack.publish(
-        f"remote.test.\t60\tIN\tMX\t10 mx.remote.test.\nmx.remote.test.\t60\tIN\tA\t{stack.net}.120\n"
+        "remote.test.\t60\tIN\tMX\t10 mx.remote.test.\n"
+        f"mx.remote.test.\t60\tIN\tA\t{stack.net}.120\n"
+        f"_25._tcp.mx.remote.test.\t60\tIN\tTLSA\t3 1 1 {digest.strip()}\n"
+        # The same server under another name, whose TLSA record names another key.
+        "mismatch.test.\t60\tIN\tMX\t10 mx2.remote.test.\n"
+        f"mx2.remote.test.\t60\tIN\tA\t{stack.net}.120\n"
+        f"_25._tcp.mx2.remote.test.\t60\tIN\tTLSA\t3 1 1 {'0' * 64}\n"
     )
     return stack
 
@@ -66,6 +82,17 @@ def test_mail_to_another_domain_goes_out_over_tls_and_dkim_signed(outbound: Stac
     assert dkim.verify(raw.replace(b"\n", b"\r\n"), dnsfunc=dns)
     log = wait_for_log(outbound, "to=<bob@remote.test>, relay=mx.remote.test")
     assert "status=sent" in log.split("to=<bob@remote.test>, relay=mx.remote.test")[-1]
+    # DANE: the key the signed zone names is the one the server showed.
+    assert "Verified TLS connection established to mx.remote.test" in log
+
+
+def test_a_tlsa_mismatch_defers_and_sends_nothing(outbound: Stack) -> None:
+    subject = send_from_ann(outbound, "carl@mismatch.test")
+    log = wait_for_log(outbound, "to=<carl@mismatch.test>")
+    tail = log.split("to=<carl@mismatch.test>")[-1]
+    assert "status=deferred" in tail and "Server certificate not verified" in tail, tail
+    names, _, _ = outbound.exec("remote", "sh", "-c", f"grep -l {subject} {REMOTE_MAILDIR}/* 2>/dev/null")
+    assert names.strip() == ""
 
 
 def test_a_permanent_refusal_bounces_to_the_sender_once(outbound: Stack) -> None:
@@ -85,3 +112,25 @@ def test_a_temporary_refusal_stays_queued_for_a_retry(outbound: Stack) -> None:
     queue, _, _ = outbound.exec("postfix", "postqueue", "-j")
     queued = [json.loads(line) for line in queue.splitlines()]
     assert any(r["address"] == "later@remote.test" for entry in queued for r in entry["recipients"])
+
+
+def test_mail_keeps_flowing_while_dns_is_unreachable(outbound: Stack) -> None:
+    """With the upstream DNS gone, every one of a scan's lookups fails, and rspamd gives
+    up on each within its timeouts: a scan waits about a second, not 5-6 s."""
+    outbound.add_account("dora@example.test", PW)
+    outbound.compose_ok("stop", "dns")
+    try:
+        # The first finds the upstream gone, the second finds it known to be gone.
+        sent = [message("dora@example.test", sender="someone@elsewhere.example") for _ in range(2)]
+        for raw in sent:
+            outbound.send("someone@elsewhere.example", ["dora@example.test"], raw)
+        delivered = wait_until_delivered(outbound, "dora@example.test", PW, count=2, timeout=60)
+        assert {email.message_from_bytes(raw)["Message-ID"] for raw in delivered} == {
+            email.message_from_bytes(raw)["Message-ID"] for raw in sent
+        }
+        for raw in sent:
+            verdict = rspamd_verdict(outbound, raw)
+            assert float(verdict.split(", time: ")[1].split("ms")[0]) < 2500, verdict
+    finally:
+        outbound.compose_ok("start", "dns")
+        outbound.resolver_control("flush_infra", "all")

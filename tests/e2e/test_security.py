@@ -644,7 +644,7 @@ def test_postgres_takes_only_encrypted_logins(accounts: Stack) -> None:
 
 # Hardened containers --------------------------------------------------------------------
 
-DAEMONS = ["postgres", "pgbouncer", "valkey", "rspamd", "postfix", "dovecot", "policy", "web"]
+DAEMONS = ["postgres", "pgbouncer", "valkey", "resolver", "rspamd", "postfix", "dovecot", "policy", "web"]
 
 
 @pytest.mark.parametrize("service", DAEMONS)

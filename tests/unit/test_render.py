@@ -1,7 +1,6 @@
 """Every config template renders with a typed context (golden files), and a missing
 value fails instead of rendering as an empty string."""
 
-import dataclasses
 import os
 import time
 from pathlib import Path
@@ -57,9 +56,10 @@ CONTEXTS: dict[str, render.Context] = {
         lmtp_port=24,
         common=COMMON,
     ),
+    "unbound": render.UnboundContext(("192.0.2.53", "192.0.2.54:5353"), ""),
     "pgbouncer": render.PgbouncerContext("postgres", 5432, "mailsys", "s3cret", 6432, "/etc/pgbouncer"),
     "rspamd": render.RspamdContext(
-        11332, "/var/lib/vmm/dkim", ("192.0.2.53", "192.0.2.54:5353"), 2, "valkey:6379", 300, ("10.1.2.0/26",)
+        11332, "/var/lib/vmm/dkim", "10.53.53.2", 2, "valkey:6379", 300, ("10.1.2.0/26",)
     ),
 }
 
@@ -117,10 +117,3 @@ def test_an_unknown_filter_failure_setting_is_refused(monkeypatch: pytest.Monkey
     monkeypatch.setenv("VMM_FILTER_FAILURE", "drop")
     with pytest.raises(InvalidValue, match="VMM_FILTER_FAILURE must be one of defer, pass"):
         Runtime.from_env()
-
-
-def test_rspamd_without_a_resolver_uses_the_containers_own(tmp_path: Path) -> None:
-    rspamd = CONTEXTS["rspamd"]
-    assert isinstance(rspamd, render.RspamdContext)
-    render.render("rspamd", dataclasses.replace(rspamd, dns_servers=()), tmp_path, TEMPLATES)
-    assert "nameserver" not in (tmp_path / "override.d" / "options.inc").read_text()
