@@ -61,6 +61,9 @@ class PostfixContext:
     queue_minfree: int
     policy_host: str
     send_policy_port: int
+    relayhost: str
+    # "user:password" for the relay, or "".
+    relay_login: str
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,8 @@ def context_for(service: str, runtime: Runtime) -> Context:
             # PostgreSQL) Postfix answers 452 and the sender retries; Postfix asks for at
             # least 1.5 times the message size limit.
             queue_minfree=3 * runtime.smtp_limits.message_size,
+            relayhost=runtime.relayhost,
+            relay_login=runtime.relay_login() if runtime.relayhost else "",
             policy_host=runtime.policy_host,
             send_policy_port=runtime.send_policy_port,
             db_host=runtime.db_host,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +102,12 @@ class Runtime:
     # Port 25 refuses mail whose envelope sender is a hosted address unless the client
     # logged in (only 465/587 offer that): nobody outside may pose as a local user.
     local_senders_need_auth: bool
+    # A provider's relay that all outgoing mail goes through (VMM_RELAYHOST), as Postfix's
+    # relayhost ("[host]:port"); empty: straight to each domain's MX.
+    relayhost: str
+    # The relay's login: a file with one line "user:password" (a compose secret), read
+    # when the configuration is rendered; empty or absent: no AUTH.
+    relay_login_file: Path
     # Sub-addressing: user+tag@domain reaches user, Sieve's :detail sees "tag"; "" is off.
     recipient_delimiter: str
     auth_limits: AuthLimits
@@ -155,11 +162,26 @@ class Runtime:
             dnsbl_sites=_dnsbl(env.get("VMM_DNSBL") or DEFAULT_DNSBL),
             local_senders_need_auth=_flag(env.get("VMM_LOCAL_SENDERS_NEED_AUTH", "yes")),
             recipient_delimiter=_delimiter(env.get("VMM_RECIPIENT_DELIMITER", "+")),
+            relayhost=_relayhost(env.get("VMM_RELAYHOST", "")),
+            relay_login_file=Path(env.get("VMM_RELAYHOST_LOGIN_FILE", "/run/secrets/relayhost")),
             auth_limits=AuthLimits.from_env(),
             policy_host=env.get("VMM_POLICY_HOST", "policy"),
             auth_policy_port=int(env.get("VMM_AUTH_POLICY_PORT", "8400")),
             send_policy_port=int(env.get("VMM_SEND_POLICY_PORT", "10031")),
         )
+
+    def relay_login(self) -> str:
+        """The relay's "user:password", or "" without one."""
+        try:
+            line = self.relay_login_file.read_text().strip()
+        except FileNotFoundError:
+            return ""
+        except OSError as exc:
+            raise InvalidValue(f"cannot read the relay's login: {exc.strerror}") from None
+        user, _, password = line.partition(":")
+        if line and (not user or not password or "\n" in line):
+            raise InvalidValue("the relay's login must be one line, user:password")
+        return line
 
     def db_password(self, role: str) -> str:
         """The password of a database role, from the secrets volume."""
@@ -193,6 +215,21 @@ def _delimiter(text: str) -> str:
         allowed = " ".join(DELIMITERS)
         raise InvalidValue(f"VMM_RECIPIENT_DELIMITER must be one of {allowed} or empty, not {text!r}")
     return text
+
+
+_RELAYHOST = re.compile(r"\[?([A-Za-z0-9.-]+)\]?(?::([0-9]{1,5}))?")
+
+
+def _relayhost(text: str) -> str:
+    """VMM_RELAYHOST as Postfix's relayhost: "host", "host:port" or "[host]:port" become
+    "[host]:port" (no MX lookup: the name is the relay itself), port 25 if none."""
+    found = _RELAYHOST.fullmatch(text.strip())
+    if text.strip() and not found:
+        raise InvalidValue(f"VMM_RELAYHOST must be host or host:port, not {text!r}")
+    if not found:
+        return ""
+    host, port = found.group(1), found.group(2)
+    return f"[{host}]:{port}" if port else f"[{host}]"
 
 
 def _flag(text: str) -> bool:

@@ -14,6 +14,7 @@ import dkim
 import pytest
 
 from tests.e2e.conftest import Stack, rspamd_verdict, wait_for_log, wait_until_delivered
+from tests.e2e.remote import REMOTE_MAILDIR, received_remotely
 from tests.mail import message
 
 pytestmark = pytest.mark.e2e
@@ -21,7 +22,6 @@ pytestmark = pytest.mark.e2e
 STACK_FILES = ["tests/e2e/remote.yaml"]
 PW = "outbound sender password"
 SENDER = "ann@example.test"  # the default domain, with its DKIM key since the first start
-REMOTE_MAILDIR = "/var/mail/remote/Maildir/new"
 
 
 @pytest.fixture(scope="module")
@@ -53,18 +53,6 @@ def send_from_ann(stack: Stack, recipient: str) -> str:
     subject = uuid.uuid4().hex
     stack.submit(SENDER, PW, [recipient], message(recipient, sender=SENDER, subject=subject))
     return subject
-
-
-def received_remotely(stack: Stack, marker: str, timeout: float = 60) -> bytes:
-    """The message with ``marker`` in the remote server's Maildir, once it is there."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        names, _, _ = stack.exec("remote", "sh", "-c", f"grep -l {marker} {REMOTE_MAILDIR}/* 2>/dev/null")
-        if names.strip():
-            raw, _, _ = stack.exec("remote", "cat", names.split()[0])
-            return raw.encode()
-        time.sleep(0.5)
-    raise AssertionError(f"nothing with {marker} reached the remote server")
 
 
 def test_mail_to_another_domain_goes_out_over_tls_and_dkim_signed(outbound: Stack) -> None:

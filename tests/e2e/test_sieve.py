@@ -34,6 +34,27 @@ def note(sender: str, to: str, subject: str) -> bytes:
     return message(to, "Hello.", sender=sender, subject=subject, dated=True)
 
 
+def send_note(stack: Stack, sender: str, to: str, subject: str) -> None:
+    """A note from ``sender`` to ``to`` over port 25."""
+    stack.send(sender, [to], note(sender, to, subject))
+
+
+def activate(stack: Stack, user: str, name: str, script: str) -> None:
+    """Upload ``script`` over ManageSieve as ``user``'s active script."""
+    with stack.managesieve() as session:
+        assert session.authenticate(user, PASSWORD)
+        assert session.command(f'PUTSCRIPT "{name}"', script)[0]
+        assert session.command(f'SETACTIVE "{name}"')[0]
+
+
+def subjects(stack: Stack, user: str, folder: str = "INBOX") -> list[str]:
+    """The subjects in one of ``user``'s folders, once it holds a message."""
+    return [
+        str(email.message_from_bytes(raw)["Subject"])
+        for raw in wait_until_delivered(stack, user, PASSWORD, folder=folder)
+    ]
+
+
 def test_a_script_uploaded_over_managesieve_becomes_active(users: Stack) -> None:
     with users.managesieve() as session:
         assert session.authenticate("carol@example.test", PASSWORD)
@@ -47,13 +68,8 @@ def test_a_script_uploaded_over_managesieve_becomes_active(users: Stack) -> None
 
 def test_the_script_files_list_mail_into_its_folder(users: Stack) -> None:
     subject = f"[lists] digest {uuid.uuid4().hex}"
-    users.send(
-        "news@lists.example",
-        ["carol@example.test"],
-        note("news@lists.example", "carol@example.test", subject),
-    )
-    filed = wait_until_delivered(users, "carol@example.test", PASSWORD, folder="Lists")
-    assert [email.message_from_bytes(raw)["Subject"] for raw in filed] == [subject]
+    send_note(users, "news@lists.example", "carol@example.test", subject)
+    assert subjects(users, "carol@example.test", folder="Lists") == [subject]
     inbox = wait_until_delivered(users, "carol@example.test", PASSWORD, count=0)
     assert all(subject.encode() not in raw for raw in inbox)
 
@@ -93,32 +109,15 @@ def test_a_tagged_address_reaches_its_account_and_sieve_sees_the_tag(users: Stac
     # A catch-all answers for unknown addresses only, not for fay's tagged ones.
     users.add_account("bucket@tags.example", PASSWORD)
     users.vmm_ok("catchalladd", "tags.example", "bucket@tags.example")
-    with users.managesieve() as session:
-        assert session.authenticate("fay@tags.example", PASSWORD)
-        assert session.command('PUTSCRIPT "tags"', DETAIL_SCRIPT)[0]
-        assert session.command('SETACTIVE "tags"')[0]
+    activate(users, "fay@tags.example", "tags", DETAIL_SCRIPT)
     tagged, other = f"tagged {uuid.uuid4().hex}", f"other {uuid.uuid4().hex}"
-    users.send(
-        "a@sender.example",
-        ["fay+lists@tags.example"],
-        note("a@sender.example", "fay+lists@tags.example", tagged),
-    )
-    users.send(
-        "a@sender.example",
-        ["fay+shop@tags.example"],
-        note("a@sender.example", "fay+shop@tags.example", other),
-    )
-    filed = wait_until_delivered(users, "fay@tags.example", PASSWORD, folder="Tagged")
-    assert [email.message_from_bytes(raw)["Subject"] for raw in filed] == [tagged]
-    inbox = wait_until_delivered(users, "fay@tags.example", PASSWORD)
-    assert [email.message_from_bytes(raw)["Subject"] for raw in inbox] == [other]
+    send_note(users, "a@sender.example", "fay+lists@tags.example", tagged)
+    send_note(users, "a@sender.example", "fay+shop@tags.example", other)
+    assert subjects(users, "fay@tags.example", folder="Tagged") == [tagged]
+    assert subjects(users, "fay@tags.example") == [other]
     # An unknown address, tagged or not, still goes to the catch-all.
-    users.send(
-        "a@sender.example",
-        ["nobody+x@tags.example"],
-        note("a@sender.example", "nobody+x@tags.example", "lost"),
-    )
-    assert len(wait_until_delivered(users, "bucket@tags.example", PASSWORD)) == 1
+    send_note(users, "a@sender.example", "nobody+x@tags.example", "lost")
+    assert subjects(users, "bucket@tags.example") == ["lost"]
     assert users.postmap("virtual_alias_maps", "fay+lists@tags.example") == ""
 
 

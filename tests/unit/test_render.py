@@ -1,6 +1,7 @@
 """Every config template renders with a typed context (golden files), and a missing
 value fails instead of rendering as an empty string."""
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -42,6 +43,8 @@ CONTEXTS: dict[str, render.Context] = {
         queue_minfree=30_720_000,
         policy_host="policy",
         send_policy_port=10031,
+        relayhost="",
+        relay_login="",
         db_host="postgres",
         common=COMMON,
     ),
@@ -117,3 +120,42 @@ def test_an_unknown_filter_failure_setting_is_refused(monkeypatch: pytest.Monkey
     monkeypatch.setenv("VMM_FILTER_FAILURE", "drop")
     with pytest.raises(InvalidValue, match="VMM_FILTER_FAILURE must be one of defer, pass"):
         Runtime.from_env()
+
+
+def test_a_relayhost_takes_all_mail_over_tls_with_its_login(tmp_path: Path) -> None:
+    postfix = CONTEXTS["postfix"]
+    assert isinstance(postfix, render.PostfixContext)
+    relayed = dataclasses.replace(postfix, relayhost="[smtp.provider.example]:587", relay_login="me:s3cret")
+    render.render("postfix", relayed, tmp_path, TEMPLATES)
+    main = (tmp_path / "main.cf").read_text()
+    assert "relayhost = [smtp.provider.example]:587" in main
+    assert "smtp_tls_security_level = encrypt" in main and "smtp_tls_security_level = dane" not in main
+    assert (tmp_path / "relay_login").read_text() == "[smtp.provider.example]:587 me:s3cret\n"
+
+
+@pytest.mark.parametrize(
+    ("given", "relayhost"),
+    [
+        ("smtp.provider.example:587", "[smtp.provider.example]:587"),
+        ("[smtp.provider.example]:587", "[smtp.provider.example]:587"),
+        ("smtp.provider.example", "[smtp.provider.example]"),
+        ("", ""),
+    ],
+)
+def test_relayhost_takes_postfix_and_plain_forms(
+    monkeypatch: pytest.MonkeyPatch, given: str, relayhost: str
+) -> None:
+    monkeypatch.setenv("VMM_RELAYHOST", given)
+    assert Runtime.from_env().relayhost == relayhost
+
+
+def test_a_malformed_relayhost_or_login_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("VMM_RELAYHOST", "smtp provider:587")
+    with pytest.raises(InvalidValue, match="VMM_RELAYHOST must be host or host:port"):
+        Runtime.from_env()
+    monkeypatch.setenv("VMM_RELAYHOST", "smtp.provider.example:587")
+    login = tmp_path / "login"
+    login.write_text("no-colon-here\n")
+    monkeypatch.setenv("VMM_RELAYHOST_LOGIN_FILE", str(login))
+    with pytest.raises(InvalidValue, match="user:password"):
+        Runtime.from_env().relay_login()
