@@ -31,6 +31,8 @@ IMAGES = [
     "vmm-policy",
     "vmm-pgbouncer",
     "vmm-valkey",
+    "vmm-resolver",
+    "vmm-web",
     "vmm-cli",
 ]
 PASSWORD = "bench-password"  # noqa: S105 (the bench accounts' throwaway password)

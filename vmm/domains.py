@@ -30,9 +30,7 @@ class Domain(HasLimits):
 
 
 _SELECT = """
-    SELECT d.gid, p.domainname AS name, d.domaindir,
-           -- NULL: the stack's LMTP, wherever it is now (migration 0006)
-           coalesce(d.transport, (SELECT s.transport FROM stack_lmtp s)) AS transport, d.quota_bytes,
+    SELECT d.gid, p.domainname AS name, d.domaindir, d.transport, d.quota_bytes,
            d.quota_messages, d.smtp, d.pop3, d.imap, d.sieve, d.note
       FROM domain_name n
       JOIN domain_data d ON d.gid = n.gid
@@ -93,7 +91,9 @@ def add(
     domaindir = str(domain_directory(base, gid))
     conn.execute(
         "INSERT INTO domain_data (gid, domaindir, transport, quota_bytes, quota_messages,"
-        " smtp, pop3, imap, sieve, note) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+        " smtp, pop3, imap, sieve, note) VALUES (%s, %s,"
+        # None: the stack's LMTP, where `vmm setup` last found it.
+        " coalesce(%s, (SELECT s.transport FROM stack_lmtp s)), %s, %s, %s, %s, %s, %s, %s)",
         (
             gid,
             domaindir,
@@ -223,15 +223,22 @@ def set_services(conn: Connection, domain: Domain, services: dict[str, bool], fo
         )
 
 
-def set_transport(conn: Connection, domain: Domain, transport: str | None, force: bool) -> None:
-    """The domain's transport; None (or the stack's LMTP itself) follows the stack's LMTP."""
+def set_transport(conn: Connection, domain: Domain, transport: str, force: bool) -> None:
     conn.execute("UPDATE domain_data SET transport = %s WHERE gid = %s", (transport, domain.gid))
     if force:
         conn.execute("UPDATE users SET transport = NULL WHERE gid = %s", (domain.gid,))
 
 
-def set_stack_lmtp(conn: Connection, transport: str) -> None:
-    """Where the stack's LMTP service is now (vmm setup, from the runtime)."""
+def move_stack_lmtp(conn: Connection, transport: str) -> None:
+    """Where the stack's LMTP service is now (vmm setup, from the runtime): every domain
+    and account on it where it was before moves along."""
+    row = conn.execute("SELECT transport FROM stack_lmtp").fetchone()
+    assert row is not None  # migration 0006 inserts the one row
+    old = str(row[0])
+    if old == transport:
+        return
+    conn.execute("UPDATE domain_data SET transport = %s WHERE transport = %s", (transport, old))
+    conn.execute("UPDATE users SET transport = %s WHERE transport = %s", (transport, old))
     conn.execute("UPDATE stack_lmtp SET transport = %s", (transport,))
 
 

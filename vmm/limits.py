@@ -58,7 +58,7 @@ def parse_transport(text: str) -> str:
 
 
 def parse_default_transport(text: str) -> str | None:
-    """The domain.transport option: empty is the stack's own LMTP (None, migration 0006)."""
+    """The domain.transport option: empty is the stack's own LMTP (None)."""
     return parse_transport(text) if text.strip() else None
 
 

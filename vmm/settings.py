@@ -90,7 +90,7 @@ _OPTIONS = [
         "domain.transport",
         "",
         parse_default_transport,
-        "transport of new domains; empty: the stack's LMTP (Dovecot), wherever it listens",
+        "transport of new domains; empty: the stack's LMTP (Dovecot), which they follow",
     ),
     Option("mailbox.folders", "Drafts:Sent:Templates:Trash", _parse_str, "folders created with an account"),
     Option("mailbox.format", "maildir", _only("maildir"), "mailbox format (maildir only)"),

@@ -17,12 +17,11 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from vmm import clientconfig, db, mtasts
+from vmm import clientconfig, mtasts
 from vmm.addresses import DomainName, EmailAddress
 from vmm.errors import DatabaseError, ExitCode, InvalidValue, NotFound, VmmError
 from vmm.limits import SERVICES
 from vmm.runtime import Runtime
-from vmm.settings import Settings
 
 HTTP_PORT = 8080
 HTTPS_PORT = 8443
@@ -59,14 +58,20 @@ async def _vmm_error(_: Request, exc: Exception) -> Response:
 
 
 def create_app(runtime: Runtime) -> Starlette:
-    def offer(domain: DomainName, local: str = "") -> clientconfig.Offer:
+    def lookup(query: str, *params: str) -> list[tuple[object, ...]]:
+        """The rows of one of the web role's functions. psycopg is imported here, as in
+        the policy service: with the settings (and their password libraries) it adds a
+        third to this process's memory, and a stack at rest has no client to configure."""
+        from vmm import db
+
         with db.connect(runtime, role="web") as conn, db.transaction(conn):
-            row = conn.execute(
-                "SELECT smtp, pop3, imap, sieve FROM web_client_services(%s, %s)", (local, domain.ace)
-            ).fetchone()
-        if row is None:
+            return conn.execute(query, params).fetchall()
+
+    def offer(domain: DomainName, local: str = "") -> clientconfig.Offer:
+        rows = lookup("SELECT smtp, pop3, imap, sieve FROM web_client_services(%s, %s)", local, domain.ace)
+        if not rows:
             raise NotFound(f"{domain.ace} is not a domain of this server")
-        services = dict(zip(SERVICES, map(bool, row), strict=True))
+        services = dict(zip(SERVICES, map(bool, rows[0]), strict=True))
         return clientconfig.Offer(domain.ace, runtime.hostname, services)
 
     def offer_for(request: Request) -> tuple[clientconfig.Offer, str]:
@@ -108,8 +113,9 @@ def create_app(runtime: Runtime) -> Starlette:
         if not host.startswith(f"{mtasts.HOST_LABEL}."):
             raise NotFound(f"the MTA-STS policy is served on {mtasts.HOST_LABEL}.DOMAIN")
         offer(DomainName.parse(host.removeprefix(f"{mtasts.HOST_LABEL}.")))  # hosted here?
-        with db.connect(runtime, role="web") as conn, db.transaction(conn):
-            stored = {str(n): str(v) for n, v in conn.execute("SELECT name, value FROM web_settings()")}
+        from vmm.settings import Settings
+
+        stored = {str(name): str(value) for name, value in lookup("SELECT name, value FROM web_settings()")}
         mode = Settings(stored).get("mta_sts.mode")
         return PlainTextResponse(mtasts.policy(mode, runtime.hostname))
 

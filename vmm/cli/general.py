@@ -219,7 +219,7 @@ def setup() -> None:
         new_database = db.schema_version(conn) == 0
         for migration in db.migrate(conn):
             typer.echo(f"applied {migration}")
-        domains.set_stack_lmtp(conn, runtime.lmtp_transport)
+        domains.move_stack_lmtp(conn, runtime.lmtp_transport)
     if new_database:
         name = DomainName.parse(runtime.domain)
         with open_session() as session:
