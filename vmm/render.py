@@ -140,7 +140,7 @@ def context_for(service: str, runtime: Runtime) -> Context:
             runtime.throttle_exempt,
         )
     if service == "unbound":
-        return UnboundContext(runtime.dns_servers, runtime.dns_trust_anchor)
+        return UnboundContext(runtime.dns_forwarders, runtime.dns_trust_anchor)
     if service == "pgbouncer":
         return PgbouncerContext(
             runtime.db_host,

@@ -87,7 +87,7 @@ class Runtime:
     resolver_address: str
     # The servers the stack's resolver forwards to ("ip" or "ip:port"); empty: it
     # resolves from the root itself.
-    dns_servers: tuple[str, ...]
+    dns_forwarders: tuple[str, ...]
     # What DNSSEC answers are validated against: empty, the root's key; a file of DS or
     # DNSKEY records (a test zone's); "none", no validation (the forwarders are trusted to).
     dns_trust_anchor: str
@@ -147,7 +147,7 @@ class Runtime:
             allow_weak_schemes=_flag(env.get("VMM_ALLOW_WEAK_SCHEMES", "no")),
             filter_host=env.get("VMM_FILTER_HOST", "rspamd"),
             resolver_address=env.get("VMM_RESOLVER_ADDRESS", "10.53.53.2"),
-            dns_servers=tuple(env.get("VMM_DNS_RESOLVER", "").replace(",", " ").split()),
+            dns_forwarders=tuple(env.get("VMM_DNS_RESOLVER", "").replace(",", " ").split()),
             dns_trust_anchor=env.get("VMM_DNS_TRUST_ANCHOR", "").strip(),
             milter_port=int(env.get("VMM_MILTER_PORT", "11332")),
             cache_server=env.get("VMM_CACHE_SERVER", "valkey:6379"),

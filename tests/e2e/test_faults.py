@@ -9,13 +9,12 @@ import collections
 import imaplib
 import smtplib
 import ssl
-import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.e2e.conftest import ROOT, Stack, mail_log
+from tests.e2e.conftest import Stack, mail_log
 from tests.e2e.faults import Tally
 from tests.mail import tls_context
 
@@ -37,20 +36,16 @@ def mailboxes(stack: Stack) -> Stack:
     return stack
 
 
-def _compose(*args: str) -> None:
-    subprocess.run(["docker", "compose", *args], cwd=ROOT, check=True, capture_output=True)
-
-
 def test_postgres_outage_defers_then_delivers(mailboxes: Stack) -> None:
     tally = Tally("postgres stopped", RECIPIENTS)
     tally.send(mailboxes, BATCH // 2)
-    _compose("stop", "postgres")
+    mailboxes.compose_ok("stop", "postgres")
     try:
         tally.send(mailboxes, BATCH // 2)
         # Lookups fail: Postfix answers 4xx, the senders keep their mail.
         assert len(tally.deferred) == BATCH // 2
     finally:
-        _compose("start", "postgres")
+        mailboxes.compose_ok("start", "postgres")
     tally.retry_deferred(mailboxes)
     tally.settle(mailboxes)
     tally.assert_clean()
@@ -85,7 +80,7 @@ def test_a_postgres_restart_or_outage_leaves_known_users_logging_in_and_receivin
     tally.settle(mailboxes)
     assert all(_logins(mailboxes, user) == (True, True) for user in RECIPIENTS)
     deferred_before = mail_log(mailboxes).count("status=deferred")
-    _compose("restart", "postgres")
+    mailboxes.compose_ok("restart", "postgres")
     # The very first login and the very first delivery after the restart.
     assert _logins(mailboxes, UNSEEN[0]) == (True, True)
     unseen = Tally("postgres restarted, first delivery", UNSEEN[1:])
@@ -97,7 +92,7 @@ def test_a_postgres_restart_or_outage_leaves_known_users_logging_in_and_receivin
     unseen.settle(mailboxes)
     tally.settle(mailboxes)
     assert mail_log(mailboxes).count("status=deferred") == deferred_before  # none waited
-    _compose("stop", "postgres")
+    mailboxes.compose_ok("stop", "postgres")
     try:
         assert _logins(mailboxes, RECIPIENTS[1]) == (True, True)
         # A login Dovecot has not seen answers at once, and only "for now".
@@ -109,7 +104,7 @@ def test_a_postgres_restart_or_outage_leaves_known_users_logging_in_and_receivin
         assert time.monotonic() - started < 10
         unknown.shutdown()
     finally:
-        _compose("start", "postgres")
+        mailboxes.compose_ok("start", "postgres")
     tally.assert_clean()
     unseen.assert_clean()
 
@@ -155,12 +150,12 @@ def test_a_burst_of_sessions_leaves_postgres_connections_for_everyone_else(mailb
 
 def test_dovecot_outage_queues_then_delivers(mailboxes: Stack) -> None:
     tally = Tally("dovecot stopped", RECIPIENTS)
-    _compose("stop", "dovecot")
+    mailboxes.compose_ok("stop", "dovecot")
     try:
         tally.send(mailboxes, BATCH)
         assert tally.accepted == BATCH, "Postfix must queue while Dovecot is away"
     finally:
-        _compose("start", "dovecot")
+        mailboxes.compose_ok("start", "dovecot")
     tally.settle(mailboxes)
     tally.assert_clean()
 
@@ -168,18 +163,18 @@ def test_dovecot_outage_queues_then_delivers(mailboxes: Stack) -> None:
 @pytest.mark.parametrize("how", ["restart", "SIGKILL"])
 def test_postfix_restart_with_a_full_queue_loses_nothing(mailboxes: Stack, how: str) -> None:
     tally = Tally(f"postfix {how} with full queue", RECIPIENTS)
-    _compose("stop", "dovecot")
+    mailboxes.compose_ok("stop", "dovecot")
     try:
         tally.send(mailboxes, BATCH)
         queued, _, _ = mailboxes.exec("postfix", "sh", "-c", "postqueue -j | wc -l")
         assert int(queued) >= BATCH
         if how == "restart":
-            _compose("restart", "postfix")
+            mailboxes.compose_ok("restart", "postfix")
         else:
-            _compose("kill", "-s", "KILL", "postfix")
-            _compose("up", "-d", "--wait", "postfix")
+            mailboxes.compose_ok("kill", "-s", "KILL", "postfix")
+            mailboxes.compose_ok("up", "-d", "--wait", "postfix")
     finally:
-        _compose("start", "dovecot")
+        mailboxes.compose_ok("start", "dovecot")
     tally.settle(mailboxes)
     tally.assert_clean()
 
@@ -193,11 +188,11 @@ def test_down_and_up_keeps_everything(mailboxes: Stack) -> None:
     tally.send(mailboxes, BATCH // 2)
     tally.settle(mailboxes)
     certificate = _certificate(mailboxes)
-    _compose("stop", "dovecot")
+    mailboxes.compose_ok("stop", "dovecot")
     queued = Tally("compose down + up (queued)", RECIPIENTS)
     queued.send(mailboxes, BATCH // 2)
     mailboxes.compose.stop(down=False)
-    _compose("down")
+    mailboxes.compose_ok("down")
     mailboxes.compose.start()
     assert "all@faults.example" in mailboxes.vmm_ok("listaliases")
     assert _certificate(mailboxes) == certificate, "the certificate was regenerated"
