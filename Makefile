@@ -45,9 +45,11 @@ integration: images $(VENV)/.installed ## Only the integration tests (the CLI ag
 e2e: images test-images $(VENV)/.installed ## Only the end-to-end tests (whole stacks, faults included)
 	@$(PYTHON) -m pytest tests/e2e
 
-# The test stacks' own DNS (tests/e2e/dns.yaml) and outbound mail's other side (remote.yaml).
+# The test stacks' own DNS (tests/e2e/dns.yaml), outbound mail's other side (remote.yaml)
+# and ACME's (acme.yaml).
 test-images: docker
-	@$(COMPOSE) -f compose.yaml -f tests/e2e/dns.yaml -f tests/e2e/remote.yaml build --quiet dns remote
+	@$(COMPOSE) -f compose.yaml -f tests/e2e/dns.yaml -f tests/e2e/remote.yaml -f tests/e2e/acme.yaml \
+		build --quiet dns remote pebble
 
 faults: images test-images $(VENV)/.installed ## Only the fault scenarios, with the message report
 	@$(PYTHON) -m pytest -m faults tests/e2e
@@ -66,7 +68,7 @@ lint: $(VENV)/.installed ## ruff (lint and format), mypy --strict and shellcheck
 	@$(VENV)/bin/ruff format --check --quiet vmm tests bench
 	@$(VENV)/bin/mypy vmm tests bench
 	@$(VENV)/bin/shellcheck --severity=warning images/*/entrypoint.sh images/base/vmm-health \
-		images/base/vmm-render images/testdns/publish scripts/*.sh .ci/run
+		images/base/vmm-render images/base/vmm-tls-reload images/testdns/publish scripts/*.sh .ci/run
 
 clean: ## Stop the stack and remove its volumes, test leftovers and the venv
 	@$(COMPOSE) down -v --remove-orphans || true

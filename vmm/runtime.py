@@ -111,6 +111,15 @@ class Runtime:
     # Sub-addressing: user+tag@domain reaches user, Sieve's :detail sees "tag"; "" is off.
     recipient_delimiter: str
     auth_limits: AuthLimits
+    # Certificates by ACME (vmm/acme.py): the directory's URL, "" for none (the
+    # postmaster's certificate or the self-signed one); the account's e-mail address; how
+    # often the web service looks whether one is due, seconds; a CA file to trust the
+    # directory's own certificate by (a private CA's, Pebble's in the tests), "" for the
+    # system's.
+    acme_directory: str
+    acme_email: str
+    acme_interval: int
+    acme_ca_file: str
     # The policy service (vmm/policy.py): Dovecot's auth policy over HTTP, Postfix's
     # policy delegation for the submission limits.
     policy_host: str
@@ -165,6 +174,10 @@ class Runtime:
             relayhost=_relayhost(env.get("VMM_RELAYHOST", "")),
             relay_login_file=Path(env.get("VMM_RELAYHOST_LOGIN_FILE", "/run/secrets/relayhost")),
             auth_limits=AuthLimits.from_env(),
+            acme_directory=_acme_directory(env.get("VMM_ACME", "")),
+            acme_email=env.get("VMM_ACME_EMAIL") or f"postmaster@{domain}",
+            acme_interval=parse_at_least(env.get("VMM_ACME_INTERVAL") or "3600", 1, "VMM_ACME_INTERVAL"),
+            acme_ca_file=env.get("VMM_ACME_CA_FILE", ""),
             policy_host=env.get("VMM_POLICY_HOST", "policy"),
             auth_policy_port=int(env.get("VMM_AUTH_POLICY_PORT", "8400")),
             send_policy_port=int(env.get("VMM_SEND_POLICY_PORT", "10031")),
@@ -198,6 +211,26 @@ class Runtime:
     @property
     def tls_key(self) -> Path:
         return self.tls_dir / "key.pem"
+
+
+# The ACME directories VMM_ACME may name; any other is given by its https URL.
+ACME_DIRECTORIES = {
+    "letsencrypt": "https://acme-v02.api.letsencrypt.org/directory",
+    "letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+}
+
+
+def _acme_directory(text: str) -> str:
+    """VMM_ACME: off (empty or "no"), a known directory's name, or its https URL."""
+    value = text.strip()
+    if value.lower() in ("", "no", "off", "none"):
+        return ""
+    if value.lower() in ACME_DIRECTORIES:
+        return ACME_DIRECTORIES[value.lower()]
+    if not value.startswith("https://"):
+        known = ", ".join(ACME_DIRECTORIES)
+        raise InvalidValue(f"VMM_ACME must be no, {known} or an https:// directory URL, not {text!r}")
+    return value
 
 
 def _dnsbl(text: str) -> str:

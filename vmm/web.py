@@ -1,14 +1,20 @@
 """The web service, ``python3 -m vmm.web``: mail clients' autoconfiguration (Thunderbird,
 Outlook, Apple; vmm/clientconfig.py) and the MTA-STS policy (vmm/mtasts.py) over HTTPS
 with the stack's certificate, plain HTTP redirecting there. It asks the database through
-the web role's two functions (migration 0007) and nothing else; later issues grow it
-into the admin API. Starlette rather than FastAPI: FastAPI and pydantic added a third
-to its resident memory (62 against 42 MB measured), and the idle stack has a budget."""
+the web role's functions (migrations 0007, 0009) and nothing else; later issues grow it
+into the admin API. With VMM_ACME it also keeps the stack's certificate (vmm/acme.py),
+answering the directory's HTTP-01 challenges. Starlette rather than FastAPI: FastAPI and
+pydantic added a third to its resident memory (62 against 42 MB measured), and the idle
+stack has a budget."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
+import re
 import signal
+import ssl
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -17,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from vmm import clientconfig, mtasts
+from vmm import acme, clientconfig, mtasts, tls
 from vmm.addresses import DomainName, EmailAddress
 from vmm.errors import DatabaseError, ExitCode, InvalidValue, NotFound, VmmError
 from vmm.limits import SERVICES
@@ -27,8 +33,11 @@ HTTP_PORT = 8080
 HTTPS_PORT = 8443
 XML = "application/xml"
 APPLE_PROFILE = "application/x-apple-aspen-config"
-# Answered over plain HTTP too: the health check.
-PLAIN_PATHS = frozenset({"/ping"})
+# Answered over plain HTTP too: the health check and the ACME challenges.
+PLAIN_PATHS = ("/ping", acme.CHALLENGE_PATH)
+# An ACME token: base64url (RFC 8555 8.3), which keeps it to one file name.
+TOKEN = re.compile(r"[A-Za-z0-9_-]{1,256}")
+log = logging.getLogger("vmm.web")
 
 
 def _host(request: Request) -> str:
@@ -38,7 +47,7 @@ def _host(request: Request) -> str:
 
 class _HttpsOnly(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
-        if request.url.scheme == "http" and request.url.path not in PLAIN_PATHS:
+        if request.url.scheme == "http" and not request.url.path.startswith(PLAIN_PATHS):
             target = request.url.replace(scheme="https", netloc=_host(request))
             return RedirectResponse(str(target), status_code=301)
         return await call_next(request)
@@ -108,6 +117,13 @@ def create_app(runtime: Runtime) -> Starlette:
             headers={"Content-Disposition": disposition},
         )
 
+    def challenge(request: Request) -> Response:
+        token = str(request.path_params["token"])
+        path = acme.challenge_root(runtime) / acme.CHALLENGE_PATH.strip("/") / token
+        if not TOKEN.fullmatch(token) or not path.is_file():
+            raise NotFound("no such ACME challenge")
+        return PlainTextResponse(path.read_text())
+
     def mta_sts(request: Request) -> Response:
         host = _host(request)
         if not host.startswith(f"{mtasts.HOST_LABEL}."):
@@ -127,6 +143,7 @@ def create_app(runtime: Runtime) -> Starlette:
         Route("/Autodiscover/Autodiscover.xml", autodiscover, methods=["POST"]),
         Route("/apple/mail.mobileconfig", apple),
         Route(mtasts.PATH, mta_sts),
+        Route(acme.CHALLENGE_PATH + "{token}", challenge),
     ]
     return Starlette(
         routes=routes,
@@ -135,12 +152,66 @@ def create_app(runtime: Runtime) -> Starlette:
     )
 
 
+def _domains(runtime: Runtime) -> list[str]:
+    """Every domain name hosted here, for the certificate's names."""
+    from vmm import db
+
+    with db.connect(runtime, role="web") as conn, db.transaction(conn):
+        return [str(name) for (name,) in conn.execute("SELECT domainname FROM web_domains()")]
+
+
+def _file_state(runtime: Runtime) -> tuple[tuple[int, int, int], ...]:
+    """What changes when the certificate or its key is replaced."""
+    states = []
+    for path in (runtime.tls_cert, runtime.tls_key):
+        found = os.stat(path)
+        states.append((found.st_ino, found.st_mtime_ns, found.st_size))
+    return tuple(states)
+
+
+async def _keep_certificate(runtime: Runtime, context: ssl.SSLContext) -> None:
+    """Present the current certificate: load it again whenever it was replaced (by the
+    ACME pass below, or by the postmaster); with VMM_ACME, run a pass every interval."""
+    loaded = _file_state(runtime)
+    next_pass = 0.0
+    loop = asyncio.get_running_loop()
+    while True:
+        if runtime.acme_directory and loop.time() >= next_pass:
+            outcome = await asyncio.to_thread(acme.run, runtime, lambda: _domains(runtime))
+            if not outcome.ok:
+                log.error("ACME: %s", outcome.message)
+            elif outcome.message != acme.CURRENT:
+                log.info("ACME: %s", outcome.message)
+            next_pass = loop.time() + runtime.acme_interval
+        try:
+            if (state := _file_state(runtime)) != loaded:
+                context.load_cert_chain(runtime.tls_cert, runtime.tls_key)
+                loaded = state
+                log.info("loaded the replaced certificate")
+        except (OSError, ssl.SSLError) as exc:
+            # Half replaced (the key before the certificate): the next look loads it.
+            log.warning("cannot load the replaced certificate yet: %s", exc)
+        await asyncio.sleep(min(tls.POLL_SECONDS, runtime.acme_interval))
+
+
 def main() -> None:
     from hypercorn.asyncio import serve
     from hypercorn.config import Config
 
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     runtime = Runtime.from_env()
-    config = Config()
+    contexts: list[ssl.SSLContext] = []
+
+    class _Config(Config):
+        """Hypercorn's TLS context, kept so that a replaced certificate is loaded into it."""
+
+        def create_ssl_context(self) -> ssl.SSLContext | None:
+            context = super().create_ssl_context()
+            if context is not None:
+                contexts.append(context)
+            return context
+
+    config = _Config()
     config.bind = [f"0.0.0.0:{HTTPS_PORT}"]
     config.insecure_bind = [f"0.0.0.0:{HTTP_PORT}"]
     config.certfile = str(runtime.tls_cert)
@@ -152,7 +223,13 @@ def main() -> None:
         stop = asyncio.Event()
         asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
         # Starlette's and Hypercorn's ASGI type hints differ in spelling, not in protocol.
-        await serve(create_app(runtime), config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        server = asyncio.create_task(serve(create_app(runtime), config, shutdown_trigger=stop.wait))  # type: ignore[arg-type]
+        while not contexts and not server.done():
+            await asyncio.sleep(0.05)
+        keeper = asyncio.create_task(_keep_certificate(runtime, contexts[0])) if contexts else None
+        await server
+        if keeper:
+            keeper.cancel()
 
     asyncio.run(run())
 

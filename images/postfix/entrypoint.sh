@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Render the configuration, repair the queue if need be, run Postfix in the foreground.
+# Render the configuration, repair the queue if need be, reload Postfix whenever the
+# certificate is replaced, run Postfix in the foreground.
 set -euo pipefail
 vmm-render postfix /etc/postfix postfix
 # The queue lives on a volume: a restore or copy may lose ownership and modes. Repairing
@@ -11,4 +12,5 @@ fi
 # several seconds while the whole stack restarts at once); a configuration error still
 # stops the master at once, with its reason in the log.
 touch /var/spool/postfix/quick-start
+vmm-tls-reload postfix reload &
 exec postfix start-fg
