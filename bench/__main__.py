@@ -32,6 +32,7 @@ IMAGES = [
     "vmm-pgbouncer",
     "vmm-valkey",
     "vmm-resolver",
+    "vmm-mta-sts",
     "vmm-web",
     "vmm-cli",
 ]

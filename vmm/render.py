@@ -64,6 +64,8 @@ class PostfixContext:
     relayhost: str
     # "user:password" for the relay, or "".
     relay_login: str
+    # postfix-mta-sts-resolver's socketmap, "host:port" (images/mta-sts).
+    mta_sts_resolver: str
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,11 @@ class UnboundContext:
 
 
 @dataclass(frozen=True)
+class MtaStsContext:
+    port: int
+
+
+@dataclass(frozen=True)
 class PgbouncerContext:
     db_host: str
     db_port: int
@@ -115,7 +122,13 @@ class PgbouncerContext:
 
 
 Context = (
-    PostgresContext | PostfixContext | DovecotContext | RspamdContext | PgbouncerContext | UnboundContext
+    PostgresContext
+    | PostfixContext
+    | DovecotContext
+    | RspamdContext
+    | PgbouncerContext
+    | UnboundContext
+    | MtaStsContext
 )
 
 # Where PgBouncer's entrypoint renders and keeps its TLS key pair.
@@ -141,6 +154,8 @@ def context_for(service: str, runtime: Runtime) -> Context:
         )
     if service == "unbound":
         return UnboundContext(runtime.dns_forwarders, runtime.dns_trust_anchor)
+    if service == "mta-sts":
+        return MtaStsContext(runtime.mta_sts_port)
     if service == "pgbouncer":
         return PgbouncerContext(
             runtime.db_host,
@@ -181,6 +196,7 @@ def context_for(service: str, runtime: Runtime) -> Context:
             relay_login=runtime.relay_login() if runtime.relayhost else "",
             policy_host=runtime.policy_host,
             send_policy_port=runtime.send_policy_port,
+            mta_sts_resolver=f"{runtime.mta_sts_host}:{runtime.mta_sts_port}",
             db_host=runtime.db_host,
             common=common,
         )

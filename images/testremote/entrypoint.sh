@@ -1,9 +1,12 @@
 #!/bin/sh
 # A receiving MTA for remote.test (and mismatch.test, whose TLSA record the tests get
-# wrong, and faraway.test, which has no DNS records: only the smarthost path reaches it)
-# with its own self-signed certificate, which DANE's TLSA records name and opportunistic
-# TLS does not check; mail is stored under /var/mail/remote/Maildir. Port 587 takes
-# mail from the login relay@remote.test (password "relay password") over TLS.
+# wrong, faraway.test, which has no DNS records: only the smarthost path reaches it, and
+# sts.test and plain.test, with and without an MTA-STS policy) with its own self-signed
+# certificate, which DANE's TLSA records name and opportunistic TLS does not check; mail
+# is stored under /var/mail/remote/Maildir. Port 587 takes mail from the login
+# relay@remote.test (password "relay password") over TLS. Port 443 serves sts.test's
+# MTA-STS policy ("enforce": verified TLS, which this certificate fails) as
+# mta-sts.sts.test, with a certificate of the tests' CA (/etc/testremote).
 set -eu
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=mx.remote.test" \
     -keyout /etc/postfix/key.pem -out /etc/postfix/cert.pem 2>/dev/null
@@ -14,7 +17,7 @@ postconf -e \
     "inet_protocols = ipv4" \
     "mynetworks = 127.0.0.0/8" \
     "maillog_file = /dev/stdout" \
-    "virtual_mailbox_domains = remote.test mismatch.test faraway.test" \
+    "virtual_mailbox_domains = remote.test mismatch.test faraway.test sts.test plain.test" \
     "virtual_mailbox_base = /var/mail" \
     "virtual_mailbox_maps = static:remote/Maildir/" \
     "virtual_uid_maps = static:5000" \
@@ -34,4 +37,8 @@ postconf -P "submission/inet/smtpd_sasl_auth_enable=yes" \
     "submission/inet/smtpd_relay_restrictions=permit_sasl_authenticated,reject" \
     "submission/inet/smtpd_recipient_restrictions=" \
     "submission/inet/smtpd_sasl_local_domain=remote.test"
+mkdir -p /srv/www/.well-known
+printf 'version: STSv1\nmode: enforce\nmx: mx3.remote.test\nmax_age: 86400\n' >/srv/www/.well-known/mta-sts.txt
+(cd /srv/www && exec openssl s_server -quiet -accept 443 -WWW \
+    -cert /etc/testremote/mta-sts.sts.test.pem -key /etc/testremote/mta-sts.sts.test.key) &
 exec postfix start-fg

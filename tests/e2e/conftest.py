@@ -345,7 +345,7 @@ def compose_stack(name: str, extra: dict[str, str], files: list[str]) -> Iterato
     # An empty host port publishes on a random free port of 127.0.0.1.
     os.environ.update({f"VMM_PORT_{port}": "" for port in PORTS})
     os.environ["VMM_TEST_NET"] = net = free_subnet()
-    os.environ["VMM_RESOLVER_SUBNET"] = f"{net}.192/29"
+    os.environ["VMM_RESOLVER_SUBNET"] = f"{net}.192/28"
     os.environ["VMM_RESOLVER_ADDRESS"] = f"{net}.194"
     # Every stack has its own DNS (dns.yaml) and the session's Hyperscan cache
     # (hyperscan.yaml), plus the module's files (STACK_FILES).

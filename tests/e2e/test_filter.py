@@ -17,6 +17,7 @@ from pathlib import Path
 import dkim
 import dns.resolver
 import pytest
+from dns.rdtypes.ANY.TXT import TXT
 
 from tests.e2e.conftest import ROOT, Stack, rspamd_verdict, wait_until_delivered
 from tests.mail import message
@@ -51,7 +52,7 @@ def verify_with_dns(stack: Stack, raw: bytes) -> bool:
 
     def txt(name: bytes, timeout: int = 5) -> bytes:
         answer = resolver.resolve(name.decode().rstrip("."), "TXT", lifetime=timeout)
-        return b"".join(b"".join(record.strings) for record in answer)
+        return b"".join(b"".join(record.strings) for record in answer if isinstance(record, TXT))
 
     return bool(dkim.verify(raw, dnsfunc=txt))
 

@@ -44,6 +44,13 @@ def outbound(stack: Stack) -> Stack:
         "mismatch.test.\t60\tIN\tMX\t10 mx2.remote.test.\n"
         f"mx2.remote.test.\t60\tIN\tA\t{stack.net}.120\n"
         f"_25._tcp.mx2.remote.test.\t60\tIN\tTLSA\t3 1 1 {'0' * 64}\n"
+        # The same server as sts.test's MX, without TLSA records; sts.test's MTA-STS
+        # policy (served by the remote) says "enforce", plain.test has none.
+        f"mx3.remote.test.\t60\tIN\tA\t{stack.net}.120\n"
+        "sts.test.\t60\tIN\tMX\t10 mx3.remote.test.\n"
+        '_mta-sts.sts.test.\t60\tIN\tTXT\t"v=STSv1; id=20261130"\n'
+        f"mta-sts.sts.test.\t60\tIN\tA\t{stack.net}.120\n"
+        "plain.test.\t60\tIN\tMX\t10 mx3.remote.test.\n"
     )
     return stack
 
@@ -83,6 +90,22 @@ def test_a_tlsa_mismatch_defers_and_sends_nothing(outbound: Stack) -> None:
     assert names.strip() == ""
 
 
+def test_an_mta_sts_enforce_domain_gets_verified_tls_or_nothing(outbound: Stack) -> None:
+    # Without a policy the same server takes the mail over opportunistic TLS.
+    received_remotely(outbound, send_from_ann(outbound, "pat@plain.test"))
+    # sts.test's policy: verified TLS to mx3.remote.test, whose self-signed certificate
+    # no CA vouches for: deferred, nothing sent.
+    table, _, _ = outbound.exec("postfix", "postconf", "-h", "smtp_tls_policy_maps")
+    policy, _, _ = outbound.exec("postfix", "postmap", "-q", "sts.test", table.strip())
+    assert policy.startswith("secure match=mx3.remote.test"), policy
+    subject = send_from_ann(outbound, "sam@sts.test")
+    log = wait_for_log(outbound, "to=<sam@sts.test>")
+    tail = log.split("to=<sam@sts.test>")[-1]
+    assert "status=deferred" in tail and "Server certificate not verified" in tail, tail
+    names, _, _ = outbound.exec("remote", "sh", "-c", f"grep -l {subject} {REMOTE_MAILDIR}/* 2>/dev/null")
+    assert names.strip() == ""
+
+
 def test_a_permanent_refusal_bounces_to_the_sender_once(outbound: Stack) -> None:
     subject = send_from_ann(outbound, "refuse@remote.test")
     [bounce] = wait_until_delivered(outbound, SENDER, PW)
@@ -104,7 +127,8 @@ def test_a_temporary_refusal_stays_queued_for_a_retry(outbound: Stack) -> None:
 
 def test_mail_keeps_flowing_while_dns_is_unreachable(outbound: Stack) -> None:
     """With the upstream DNS gone, every one of a scan's lookups fails, and rspamd gives
-    up on each within its timeouts: a scan waits about a second, not 5-6 s."""
+    up on each within its timeouts: a scan waits about a second, not 5-6 s (the bound
+    leaves room for a loaded 2-core machine, where one took 2.6 s)."""
     outbound.add_account("dora@example.test", PW)
     outbound.compose_ok("stop", "dns")
     try:
@@ -118,7 +142,7 @@ def test_mail_keeps_flowing_while_dns_is_unreachable(outbound: Stack) -> None:
         }
         for raw in sent:
             verdict = rspamd_verdict(outbound, raw)
-            assert float(verdict.split(", time: ")[1].split("ms")[0]) < 2500, verdict
+            assert float(verdict.split(", time: ")[1].split("ms")[0]) < 4000, verdict
     finally:
         outbound.compose_ok("start", "dns")
         outbound.resolver_control("flush_infra", "all")

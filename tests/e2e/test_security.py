@@ -644,7 +644,18 @@ def test_postgres_takes_only_encrypted_logins(accounts: Stack) -> None:
 
 # Hardened containers --------------------------------------------------------------------
 
-DAEMONS = ["postgres", "pgbouncer", "valkey", "resolver", "rspamd", "postfix", "dovecot", "policy", "web"]
+DAEMONS = [
+    "postgres",
+    "pgbouncer",
+    "valkey",
+    "resolver",
+    "rspamd",
+    "postfix",
+    "dovecot",
+    "policy",
+    "mta-sts",
+    "web",
+]
 
 
 @pytest.mark.parametrize("service", DAEMONS)

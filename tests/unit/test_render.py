@@ -45,6 +45,7 @@ CONTEXTS: dict[str, render.Context] = {
         send_policy_port=10031,
         relayhost="",
         relay_login="",
+        mta_sts_resolver="mta-sts:8461",
         db_host="postgres",
         common=COMMON,
     ),
@@ -60,6 +61,7 @@ CONTEXTS: dict[str, render.Context] = {
         common=COMMON,
     ),
     "unbound": render.UnboundContext(("192.0.2.53", "192.0.2.54:5353"), ""),
+    "mta-sts": render.MtaStsContext(8461),
     "pgbouncer": render.PgbouncerContext("postgres", 5432, "mailsys", "s3cret", 6432, "/etc/pgbouncer"),
     "rspamd": render.RspamdContext(
         11332, "/var/lib/vmm/dkim", "10.53.53.2", 2, "valkey:6379", 300, ("10.1.2.0/26",)
