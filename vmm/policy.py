@@ -1,6 +1,7 @@
 """The stack's policy service: what one client address and one login may do.
 
-Two protocols, one process, so that every count lives in one place:
+Two protocols, one process, so that every count lives in one place (and a third, the
+relay of Postfix's SMTP AUTH to Dovecot, vmm/authrelay.py, which counts nothing):
 
 - Dovecot's authentication policy (doc.dovecot.org, "Authentication Policy"), HTTP with
   JSON, asked before every login on IMAP, POP3 and ManageSieve, and on SMTP AUTH, which
@@ -29,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import ip_address, ip_network
 
+from vmm import authrelay
 from vmm.runtime import AuthLimits, Runtime
 
 # Dovecot's own most: it waits at most 15 s between failures (auth penalty).
@@ -278,16 +280,21 @@ class _Server(socketserver.ThreadingTCPServer):
 
 
 def main() -> None:
-    """``python3 -m vmm.policy``: both services, until the container stops."""
+    """``python3 -m vmm.policy``: the three services, until the container stops."""
     # PID 1 gets no default action for SIGTERM: without a handler `docker stop` waits.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     runtime = Runtime.from_env()
     logins = LoginGuard(runtime.auth_limits, runtime.throttle_exempt)
     auth = _Server(("", runtime.auth_policy_port), _auth_handler(logins))
     send = _Server(("", runtime.send_policy_port), _send_handler(SendGuard(_limits_from(runtime))))
-    threading.Thread(target=send.serve_forever, daemon=True).start()
+    relay = _Server(
+        ("", runtime.auth_relay_port), authrelay.handler((runtime.dovecot_host, runtime.auth_port))
+    )
+    for server in (send, relay):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
     print(
-        f"policy: logins on :{runtime.auth_policy_port}, submission on :{runtime.send_policy_port}",
+        f"policy: logins on :{runtime.auth_policy_port}, submission on :{runtime.send_policy_port},"
+        f" SMTP AUTH relayed on :{runtime.auth_relay_port}",
         flush=True,
     )
     auth.serve_forever()

@@ -61,6 +61,7 @@ class PostfixContext:
     queue_minfree: int
     policy_host: str
     send_policy_port: int
+    auth_relay_port: int
     relayhost: str
     # "user:password" for the relay, or "".
     relay_login: str
@@ -196,6 +197,7 @@ def context_for(service: str, runtime: Runtime) -> Context:
             relay_login=runtime.relay_login() if runtime.relayhost else "",
             policy_host=runtime.policy_host,
             send_policy_port=runtime.send_policy_port,
+            auth_relay_port=runtime.auth_relay_port,
             mta_sts_resolver=f"{runtime.mta_sts_host}:{runtime.mta_sts_port}",
             db_host=runtime.db_host,
             common=common,

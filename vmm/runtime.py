@@ -125,6 +125,9 @@ class Runtime:
     policy_host: str
     auth_policy_port: int
     send_policy_port: int
+    # Postfix's SMTP AUTH reaches Dovecot's auth service through the policy service
+    # (vmm/authrelay.py), which turns Dovecot's temporary failures into 454.
+    auth_relay_port: int
     # Other domains' MTA-STS policies as Postfix's TLS policy table (images/mta-sts).
     mta_sts_host: str
     mta_sts_port: int
@@ -184,6 +187,7 @@ class Runtime:
             policy_host=env.get("VMM_POLICY_HOST", "policy"),
             auth_policy_port=int(env.get("VMM_AUTH_POLICY_PORT", "8400")),
             send_policy_port=int(env.get("VMM_SEND_POLICY_PORT", "10031")),
+            auth_relay_port=int(env.get("VMM_AUTH_RELAY_PORT", "12346")),
             mta_sts_host=env.get("VMM_MTA_STS_HOST", "mta-sts"),
             mta_sts_port=int(env.get("VMM_MTA_STS_PORT", "8461")),
         )

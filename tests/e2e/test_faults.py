@@ -5,6 +5,7 @@ the run."""
 
 from __future__ import annotations
 
+import base64
 import collections
 import imaplib
 import smtplib
@@ -103,6 +104,13 @@ def test_a_postgres_restart_or_outage_leaves_known_users_logging_in_and_receivin
             unknown.login("nobody-yet@faults.example", PW)
         assert time.monotonic() - started < 10
         unknown.shutdown()
+        # SMTP AUTH too: temporary (454), not "wrong password" (535).
+        with mailboxes.smtp(587) as client:
+            client.starttls(context=tls_context())
+            client.ehlo("client.example")
+            credentials = base64.b64encode(f"\0nobody-yet@faults.example\0{PW}".encode()).decode()
+            code, text = client.docmd("AUTH", f"PLAIN {credentials}")
+        assert code == 454, text
     finally:
         mailboxes.compose_ok("start", "postgres")
     tally.assert_clean()

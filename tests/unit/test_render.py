@@ -43,6 +43,7 @@ CONTEXTS: dict[str, render.Context] = {
         queue_minfree=30_720_000,
         policy_host="policy",
         send_policy_port=10031,
+        auth_relay_port=12346,
         relayhost="",
         relay_login="",
         mta_sts_resolver="mta-sts:8461",
