@@ -130,24 +130,17 @@ def _run_in_child(args: tuple[str, ...], env: dict[str, str], stdin: int, stdout
         os._exit(code or 0)
 
 
-@pytest.fixture(scope="session")
-def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    secrets = tmp_path_factory.mktemp("secrets")
+@contextmanager
+def postgres(name: str, secrets: Path) -> Iterator[DockerContainer]:
+    """A container of the real vmm-postgres image, once healthy; its role passwords are
+    written into ``secrets``."""
     container = (
         DockerContainer("vmm-postgres:latest")
-        .with_name(f"vmmtest-pg-{os.getpid()}")
+        .with_name(f"{name}-{os.getpid()}")
         .with_exposed_ports(5432)
         .with_volume_mapping(str(secrets), "/run/vmm-secrets", "rw")
     )
     with container:
-        port = int(container.get_exposed_port(5432))
-        env = {
-            **os.environ,
-            "VMM_DB_HOST": "127.0.0.1",
-            "VMM_DB_PORT": str(port),
-            "VMM_SECRETS_DIR": str(secrets),
-            "PYTHONPATH": str(ROOT),
-        }
         deadline = time.monotonic() + 60
         while True:
             health = container.get_wrapped_container()
@@ -156,6 +149,21 @@ def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str
                 break
             assert time.monotonic() < deadline, "PostgreSQL did not become healthy"
             time.sleep(0.5)
+        yield container
+
+
+@pytest.fixture(scope="session")
+def database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    secrets = tmp_path_factory.mktemp("secrets")
+    with postgres("vmmtest-pg", secrets) as container:
+        port = int(container.get_exposed_port(5432))
+        env = {
+            **os.environ,
+            "VMM_DB_HOST": "127.0.0.1",
+            "VMM_DB_PORT": str(port),
+            "VMM_SECRETS_DIR": str(secrets),
+            "PYTHONPATH": str(ROOT),
+        }
         migrate = subprocess.run(
             [sys.executable, "-m", "vmm", "migrate"],
             env=env,

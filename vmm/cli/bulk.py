@@ -1,5 +1,6 @@
 """Bulk provisioning (not in vmm(1)): `vmm import` creates many accounts in one
-transaction, hashing on every core."""
+transaction, hashing on every core; `vmm migrate-from` moves a Virtual Mail Manager
+installation in."""
 
 from __future__ import annotations
 
@@ -7,15 +8,16 @@ import csv
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Annotated, TextIO
 
 import typer
 
-from vmm import provisioning
+from vmm import movein, provisioning
 from vmm.cli.app import app
 from vmm.cli.options import JsonOption
-from vmm.cli.output import show_json
-from vmm.errors import InvalidValue, NotFound
+from vmm.cli.output import show, show_json, show_list
+from vmm.errors import Conflict, InvalidValue, NotFound
 from vmm.session import open_session
 
 
@@ -84,3 +86,74 @@ def import_(
         err=True,
     )
     typer.echo(f"imported {len(report.created)} accounts")
+
+
+@app.command("migrate-from")
+def migrate_from(
+    dsn: Annotated[
+        str, typer.Argument(help="The old database, e.g. 'host=old.example dbname=mailsys user=vmm'.")
+    ],
+    password_file: Annotated[
+        str | None,
+        typer.Option("--password-file", help="The old database's password: a file, or - for stdin."),
+    ] = None,
+    maildirs: Annotated[
+        Path | None, typer.Option("--maildirs", help="The old mail root, mounted here read-only.")
+    ] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the report; change nothing.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Move a Virtual Mail Manager installation (vmm 0.5, 0.6 or 0.7-dev) in: domains,
+    alias domains, accounts with their password hashes as stored, aliases, catch-alls,
+    relocated users, and with --maildirs the users' mail (UIDs and flags kept). All or
+    nothing; refused where anything is in the way (see the report)."""
+    password = ""
+    if password_file == "-":  # noqa: S105 (stdin, not a password)
+        password = sys.stdin.readline().rstrip("\n")
+    elif password_file:
+        try:
+            password = Path(password_file).read_text().strip()
+        except OSError as exc:
+            raise NotFound(f"cannot read {password_file}: {exc.strerror}") from None
+    with movein.connect(dsn, password) as old_conn:
+        old = movein.read_only(old_conn)
+    with open_session() as session:
+        report = movein.check(session.conn, old, maildirs, session.runtime.allow_weak_schemes)
+        _show_report(report, as_json)
+        if report.blocked:
+            raise Conflict(f"nothing moved: {len(report.conflicts)} conflicts (listed above)")
+        if dry_run:
+            return
+        base = Path(session.settings.get("misc.base_directory"))
+        movein.store(session.conn, old, base, session.runtime.lmtp_transport)
+        movein.provision(session, old, maildirs, lambda line: typer.echo(line, err=True))
+    typer.echo(f"moved {report.counts['accounts']} accounts of {report.counts['domains']} domains", err=True)
+
+
+def _show_report(report: movein.Report, as_json: bool) -> None:
+    if as_json:
+        show_json(
+            {
+                "version": report.version,
+                "counts": report.counts,
+                "conflicts": report.conflicts,
+                "unverifiable_hashes": report.unverifiable,
+                "weak_hashes": report.weak,
+                "disk_bytes": report.disk_bytes,
+            }
+        )
+        return
+    rows: list[tuple[str, object]] = [("Schema", f"vmm {report.version}")]
+    rows += [(kind.capitalize(), count) for kind, count in report.counts.items()]
+    rows.append(("Disk needed", f"{report.disk_bytes / 2**20:.1f} MiB"))
+    show("Moving from Virtual Mail Manager", rows)
+    for title, items in (
+        ("Conflicts", report.conflicts),
+        (
+            "Hashes Dovecot cannot verify (set a new password)",
+            [f"{a}: {w}" for a, w in report.unverifiable.items()],
+        ),
+        ("Weak hashes (need VMM_ALLOW_WEAK_SCHEMES=yes)", [f"{a}: {s}" for a, s in report.weak.items()]),
+    ):
+        if items:
+            show_list(title, items)
