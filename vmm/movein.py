@@ -10,13 +10,14 @@ database: it is read in a read-only transaction."""
 
 from __future__ import annotations
 
+import configparser
 import os
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from vmm import mailboxes, passwords, provisioning
+from vmm import mailboxes, passwords, provisioning, settings
 from vmm.db import Connection
 from vmm.errors import DatabaseError, FileSystemError, InvalidValue, NotFound, VmmError
 from vmm.limits import SERVICES
@@ -24,6 +25,8 @@ from vmm.session import Session
 
 # vmm's transports that meant "deliver to this host's Dovecot": the stack's LMTP now.
 LOCAL_TRANSPORTS = frozenset({"dovecot:", "lmtp:unix:private/dovecot-lmtp"})
+# vmm.cfg options the stack sets itself: the mail root is its volume.
+STACK_OWNED = frozenset({"misc.base_directory"})
 # The tables every vmm schema has; the columns tell the versions apart.
 VMM_TABLES = frozenset({"domain_data", "domain_name", "users", "alias", "relocated", "transport"})
 
@@ -219,6 +222,37 @@ def _text(value: object) -> str | None:
     return None if value is None else str(value)
 
 
+def read_config(path: Path) -> tuple[dict[str, str], dict[str, str]]:
+    """The old vmm.cfg's options that still mean something here, each valid as
+    ``configset`` would take it, and the others with why they are left out."""
+    parser = configparser.RawConfigParser()
+    try:
+        with path.open(encoding="utf-8") as file:
+            parser.read_file(file)
+    except (OSError, UnicodeError, configparser.Error) as exc:
+        raise InvalidValue(f"cannot read the old configuration {path}: {exc}") from None
+    taken: dict[str, str] = {}
+    left: dict[str, str] = {}
+    for section in parser.sections():
+        for key, value in parser.items(section):
+            name = f"{section}.{key}"
+            if name in STACK_OWNED:
+                left[name] = "the stack sets it"
+                continue
+            if name not in settings.OPTIONS:
+                left[name] = "no such option here"
+                continue
+            if name == "domain.transport" and value.strip() in LOCAL_TRANSPORTS:
+                value = ""  # the stack's LMTP
+            try:
+                settings.OPTIONS[name].parse(value)
+            except VmmError as exc:
+                left[name] = str(exc)
+                continue
+            taken[name] = value
+    return taken, left
+
+
 @dataclass
 class Report:
     """What a run would do, and what stands in its way."""
@@ -230,6 +264,9 @@ class Report:
     unverifiable: dict[str, str]
     weak: dict[str, str]
     disk_bytes: int
+    # The old vmm.cfg's options taken over, and those left out with why.
+    config: dict[str, str] = field(default_factory=dict)
+    config_left: dict[str, str] = field(default_factory=dict)
 
     @property
     def blocked(self) -> bool:
@@ -313,9 +350,12 @@ def _files(path: Path) -> Iterator[Path]:
             yield Path(root, name)
 
 
-def store(conn: Connection, old: Installation, base: Path, stack_lmtp: str) -> None:
-    """Write the installation's rows (never commits: the command owns the transaction),
-    and move the identity counters past the old gids and uids."""
+def store(conn: Connection, old: Installation, base: Path, stack_lmtp: str, config: dict[str, str]) -> None:
+    """Write the installation's rows and the vmm.cfg options taken over (never commits:
+    the command owns the transaction), and move the identity counters past the old gids
+    and uids."""
+    for name, value in config.items():
+        settings.store(conn, name, value)
     for domain in old.domains:
         default = stack_lmtp if domain.transport in LOCAL_TRANSPORTS else domain.transport
         conn.execute(

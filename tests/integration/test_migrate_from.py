@@ -175,6 +175,29 @@ def test_every_object_moves_with_its_mail(
     assert cli.sql(DUMP) == before
 
 
+def test_the_old_configuration_comes_along_where_it_means_something(
+    cli: Cli, old_server: tuple[str, str], tmp_path: Path
+) -> None:
+    config = tmp_path / "vmm.cfg"
+    config.write_text(
+        "[database]\nhost = old.example\n"
+        "[domain]\nauto_postmaster = false\ntransport = dovecot:\nquota_bytes = 500M\n"
+        "[misc]\nbase_directory = /srv/mail\npassword_scheme = CRAM-MD5\n"
+    )
+    weak = Cli({**cli.env, "VMM_ALLOW_WEAK_SCHEMES": "yes"}, cli.mail_root)
+    args = ("migrate-from", dsn(old_server, "0.6"), "--password-file", "-", "--config", str(config))
+    report = json.loads(weak.ok(*args, "--dry-run", "--json", stdin=old_server[1] + "\n"))
+    assert report["config"] == {
+        "domain.auto_postmaster": "false",
+        "domain.transport": "",
+        "domain.quota_bytes": "500M",
+    }
+    assert set(report["config_left"]) == {"database.host", "misc.base_directory", "misc.password_scheme"}
+    weak.ok(*args, stdin=old_server[1] + "\n")
+    assert cli.ok("configget", "domain.auto_postmaster").strip() == "domain.auto_postmaster = false"
+    assert cli.ok("configget", "domain.quota_bytes").strip() == "domain.quota_bytes = 500M"
+
+
 def test_weak_hashes_need_the_postmasters_consent(cli: Cli, old_server: tuple[str, str]) -> None:
     result = cli("migrate-from", dsn(old_server, "0.6"), "--password-file", "-", stdin=old_server[1] + "\n")
     assert result.returncode != 0

@@ -100,12 +100,14 @@ def migrate_from(
     maildirs: Annotated[
         Path | None, typer.Option("--maildirs", help="The old mail root, mounted here read-only.")
     ] = None,
+    config: Annotated[Path | None, typer.Option("--config", help="The old vmm.cfg.")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the report; change nothing.")] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Move a Virtual Mail Manager installation (vmm 0.5, 0.6 or 0.7-dev) in: domains,
     alias domains, accounts with their password hashes as stored, aliases, catch-alls,
-    relocated users, and with --maildirs the users' mail (UIDs and flags kept). All or
+    relocated users, with --config the vmm.cfg options that still mean something, and with
+    --maildirs the users' mail (UIDs and flags kept). All or
     nothing; refused where anything is in the way (see the report)."""
     password = ""
     if password_file == "-":  # noqa: S105 (stdin, not a password)
@@ -115,17 +117,19 @@ def migrate_from(
             password = Path(password_file).read_text().strip()
         except OSError as exc:
             raise NotFound(f"cannot read {password_file}: {exc.strerror}") from None
+    taken, left = movein.read_config(config) if config else ({}, {})
     with movein.connect(dsn, password) as old_conn:
         old = movein.read_only(old_conn)
     with open_session() as session:
         report = movein.check(session.conn, old, maildirs, session.runtime.allow_weak_schemes)
+        report.config, report.config_left = taken, left
         _show_report(report, as_json)
         if report.blocked:
             raise Conflict(f"nothing moved: {len(report.conflicts)} conflicts (listed above)")
         if dry_run:
             return
         base = Path(session.settings.get("misc.base_directory"))
-        movein.store(session.conn, old, base, session.runtime.lmtp_transport)
+        movein.store(session.conn, old, base, session.runtime.lmtp_transport, taken)
         movein.provision(session, old, maildirs, lambda line: typer.echo(line, err=True))
     typer.echo(f"moved {report.counts['accounts']} accounts of {report.counts['domains']} domains", err=True)
 
@@ -140,6 +144,8 @@ def _show_report(report: movein.Report, as_json: bool) -> None:
                 "unverifiable_hashes": report.unverifiable,
                 "weak_hashes": report.weak,
                 "disk_bytes": report.disk_bytes,
+                "config": report.config,
+                "config_left": report.config_left,
             }
         )
         return
