@@ -55,13 +55,13 @@ def transaction(conn: Connection) -> Iterator[Connection]:
     except VmmError:
         raise
     except pg_errors.UniqueViolation as exc:
-        raise AlreadyExists(_first_line(exc)) from None
+        raise AlreadyExists(first_line(exc)) from None
     except pg_errors.ForeignKeyViolation as exc:
-        raise Conflict(_first_line(exc)) from None
+        raise Conflict(first_line(exc)) from None
     except (pg_errors.CheckViolation, pg_errors.DataError) as exc:
-        raise InvalidValue(_first_line(exc)) from None
+        raise InvalidValue(first_line(exc)) from None
     except psycopg.Error as exc:
-        raise DatabaseError(f"database error: {_first_line(exc)}") from None
+        raise DatabaseError(f"database error: {first_line(exc)}") from None
 
 
 def share_with_writers(conn: Connection) -> None:
@@ -86,7 +86,8 @@ def writers_locked(conn: Connection) -> Iterator[None]:
         conn.execute("SELECT pg_advisory_unlock(%s)", (_WRITERS_LOCK,))
 
 
-def _first_line(exc: Exception) -> str:
+def first_line(exc: Exception) -> str:
+    """A database error's message in one line (psycopg adds context lines)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from vmm import mailboxes, passwords, provisioning, settings
-from vmm.db import Connection
+from vmm.db import Connection, first_line
 from vmm.errors import DatabaseError, FileSystemError, InvalidValue, NotFound, VmmError
 from vmm.limits import SERVICES
 from vmm.session import Session
@@ -82,8 +82,7 @@ def connect(dsn: str, password: str) -> Connection:
     try:
         return psycopg.connect(dsn, password=password or None, connect_timeout=10, autocommit=True)
     except psycopg.Error as exc:
-        detail = (str(exc).strip().splitlines() or ["no answer"])[0]
-        raise DatabaseError(f"cannot connect to the old database: {detail}") from None
+        raise DatabaseError(f"cannot connect to the old database: {first_line(exc)}") from None
 
 
 def read_only(conn: Connection) -> Installation:
@@ -95,8 +94,7 @@ def read_only(conn: Connection) -> Installation:
             conn.execute("SET TRANSACTION READ ONLY")
             return read(conn)
     except psycopg.Error as exc:
-        detail = (str(exc).strip().splitlines() or ["failed"])[0]
-        raise DatabaseError(f"cannot read the old database: {detail}") from None
+        raise DatabaseError(f"cannot read the old database: {first_line(exc)}") from None
 
 
 def _columns(conn: Connection, table: str) -> set[str]:

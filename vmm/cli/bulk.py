@@ -15,7 +15,7 @@ import typer
 
 from vmm import movein, provisioning
 from vmm.cli.app import app
-from vmm.cli.options import JsonOption
+from vmm.cli.options import JsonOption, read_secret
 from vmm.cli.output import show, show_json, show_list
 from vmm.errors import Conflict, InvalidValue, NotFound
 from vmm.session import open_session
@@ -111,7 +111,7 @@ def migrate_from(
     nothing; refused where anything is in the way (see the report)."""
     password = ""
     if password_file == "-":  # noqa: S105 (stdin, not a password)
-        password = sys.stdin.readline().rstrip("\n")
+        password = read_secret("password of the old database")
     elif password_file:
         try:
             password = Path(password_file).read_text().strip()
