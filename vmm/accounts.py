@@ -139,6 +139,14 @@ def count(conn: Connection) -> int:
         return int(cur.execute("SELECT count(*) FROM users").fetchone() or 0)
 
 
+def hashes_by_scheme(conn: Connection) -> list[tuple[str, int]]:
+    """How many stored password hashes each scheme has, most first."""
+    rows = conn.execute(
+        "SELECT password_scheme(passwd), count(*) FROM users GROUP BY 1 ORDER BY 2 DESC, 1"
+    ).fetchall()
+    return [(str(scheme), int(str(number))) for scheme, number in rows]
+
+
 def set_password(conn: Connection, account: Account, password_hash: str) -> None:
     conn.execute("UPDATE users SET passwd = %s WHERE uid = %s", (password_hash, account.uid))
 

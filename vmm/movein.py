@@ -11,7 +11,9 @@ database: it is read in a read-only transaction."""
 from __future__ import annotations
 
 import configparser
+import gzip
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -83,6 +85,69 @@ def connect(dsn: str, password: str) -> Connection:
         return psycopg.connect(dsn, password=password or None, connect_timeout=10, autocommit=True)
     except psycopg.Error as exc:
         raise DatabaseError(f"cannot connect to the old database: {first_line(exc)}") from None
+
+
+# A plain pg_dump's table definitions and data (pg_dump's default format). What goes back
+# into SQL is checked against these first: a column is a name and a plain type.
+_CREATE_TABLE = re.compile(r'CREATE TABLE (?:"?\w+"?\.)?"?(\w+)"? \($')
+_COPY = re.compile(r'COPY (?:"?\w+"?\.)?"?(\w+)"? \(([\w", ]+)\) FROM stdin;$')
+_COLUMN = re.compile(
+    r'("?\w+"? [a-z ]+(?:\(\d+(?:, ?\d+)?\))?(?:\[\])?)(?: (?:DEFAULT|NOT NULL|NULL)\b.*)?,?$'
+)
+
+
+def load_dump(conn: Connection, path: Path) -> None:
+    """The tables of a plain-format ``pg_dump`` (gzipped or not) of the old database,
+    as temporary tables of ``conn``'s session (ours; nothing else sees them and they go
+    with the connection), which then reads like the old database itself."""
+    import psycopg
+
+    try:
+        data = path.read_bytes()
+        if data.startswith(b"\x1f\x8b"):
+            data = gzip.decompress(data)
+    except (OSError, EOFError) as exc:
+        raise NotFound(f"cannot read the dump {path}: {exc}") from None
+    if data.startswith(b"PGDMP"):
+        raise InvalidValue(
+            f"{path} is a custom-format dump: make it plain first (pg_restore -f dump.sql {path})"
+        )
+    try:
+        lines = iter(data.decode("utf-8").splitlines(keepends=True))
+    except UnicodeError:
+        raise InvalidValue(f"{path} is not a plain-text pg_dump") from None
+    try:
+        copied = _load(conn, lines, path)
+    except psycopg.Error as exc:
+        raise InvalidValue(f"cannot load the dump {path}: {first_line(exc)}") from None
+    if not copied:
+        raise InvalidValue(f"no table data in {path}: a plain pg_dump (COPY, not --inserts) is needed")
+
+
+def _load(conn: Connection, lines: Iterator[str], path: Path) -> int:
+    """Create and fill the dump's tables; returns how many were filled."""
+    conn.execute("SET search_path = pg_temp")
+    copied = 0
+    for line in lines:
+        if table := _CREATE_TABLE.match(line.rstrip()):
+            columns = []
+            for definition in lines:
+                definition = definition.strip()
+                if definition.startswith(")"):
+                    break
+                if column := _COLUMN.match(definition):
+                    columns.append(column[1])
+                elif not definition.startswith("CONSTRAINT"):
+                    raise InvalidValue(f"a table definition in {path} I cannot read: {definition[:60]!r}")
+            conn.execute(f"CREATE TEMPORARY TABLE {table[1]} ({', '.join(columns)})".encode())
+        elif copy := _COPY.match(line.rstrip()):
+            with conn.cursor() as cur, cur.copy(f"COPY {copy[1]} ({copy[2]}) FROM STDIN".encode()) as rows:
+                for row in lines:
+                    if row.rstrip("\r\n") == "\\.":
+                        break
+                    rows.write(row)
+            copied += 1
+    return copied
 
 
 def read_only(conn: Connection) -> Installation:
@@ -299,7 +364,7 @@ def check(conn: Connection, old: Installation, maildirs: Path | None, allow_weak
             unverifiable[old.address(account)] = str(exc)
             continue
         if is_weak:
-            weak[old.address(account)] = stored[1:].partition("}")[0].partition(".")[0]
+            weak[old.address(account)] = passwords.scheme_of(stored)
     if weak and not allow_weak:
         conflicts.append(
             f"{len(weak)} accounts have weak hashes ({', '.join(sorted(set(weak.values())))}): "

@@ -58,6 +58,15 @@ IMPORT_ONLY = {
 ENCODINGS = [".HEX", ".B64", ".BASE64"]
 DEFAULT_SCHEME = "BLF-CRYPT"
 _WRITABLE = {scheme.name: scheme for scheme in WRITABLE}
+# Legacy: every scheme vmm calls weak. An account that logs in with one of them gets its
+# password hashed again in the installation's scheme (vmm/rehash.py, run by Dovecot).
+LEGACY_SCHEMES = tuple(
+    sorted(
+        [scheme.name for scheme in WRITABLE if scheme.weak]
+        + [name for name, weak in IMPORT_ONLY.items() if weak]
+        + REFUSED_BY_DOVECOT
+    )
+)
 # Dovecot's plain digest schemes and the hashlib algorithm behind each.
 _DIGESTS = {"SHA512": "sha512", "SHA256": "sha256", "SHA1": "sha1"}
 _SALTED_DIGESTS = {"SSHA512": "sha512", "SSHA256": "sha256", "SSHA": "sha1"}
@@ -80,6 +89,12 @@ class Rounds:
         for rounds in (self.sha256, self.sha512):
             if not 1000 <= rounds <= 999_999_999:
                 raise InvalidValue("misc.crypt_sha*_rounds must be in 1000-999999999")
+
+
+def scheme_of(stored: str) -> str:
+    """The scheme of a stored ``{SCHEME.ENC}hash``, without its encoding: ``SHA512``
+    for ``{SHA512.HEX}...`` (as the SQL function password_scheme in vmm/schema)."""
+    return stored[1:].partition("}")[0].partition(".")[0].upper()
 
 
 def split_scheme(spec: str) -> tuple[str, str]:

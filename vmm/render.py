@@ -18,6 +18,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from vmm.addresses import LOCAL_PART_SYMBOLS
 from vmm.mailboxes import FIRST_ID
+from vmm.passwords import LEGACY_SCHEMES
 from vmm.runtime import Runtime, SmtpLimits
 
 TEMPLATE_ROOT = Path(os.environ.get("VMM_TEMPLATE_DIR", "/usr/share/vmm/templates"))
@@ -81,6 +82,8 @@ class DovecotContext:
     policy_host: str
     auth_policy_port: int
     policy_nonce: str
+    # A PostgreSQL array of passwords.LEGACY_SCHEMES, for the passdb query.
+    legacy_schemes: str = "{" + ",".join(LEGACY_SCHEMES) + "}"
     # Dovecot refuses a login name with any other character before a lookup: those of
     # an address vmm accepts (IDNA domains are ASCII), whatever the case.
     username_chars: str = (

@@ -223,3 +223,41 @@ def test_every_scheme_verifies_in_dovecot_and_logs_in(stack: Stack, scheme: str)
     else:
         stack.vmm_ok(*change, stdin=PW + "\n")
     stack.imap_login(address, PW).logout()
+
+
+def _stored_hash(stack: Stack) -> str:
+    """The stored hash of cramuser@legacy.example (below)."""
+    out, err, code = stack.psql_as("vmm", "SELECT passwd FROM users WHERE local_part = 'cramuser'")
+    assert code == 0, err
+    return out.strip()
+
+
+def test_legacy_hash_is_rehashed_at_the_first_login(stack: Stack) -> None:
+    """vmm 0.6's default CRAM-MD5 keeps working, and the first login with it stores the
+    password in the installation's scheme; a wrong password changes nothing."""
+    stack.add_domain("legacy.example")
+    address = "cramuser@legacy.example"
+    stack.add_account(address, "initial-password")
+    cram, err, code = stack.exec("dovecot", "doveadm", "pw", "-s", "CRAM-MD5", "-p", PW)
+    assert code == 0, err
+    weak = {"VMM_ALLOW_WEAK_SCHEMES": "yes"}
+    stack.vmm_ok("userpassword", address, "--hash", stdin=cram.strip() + "\n", env=weak)
+    before = json.loads(stack.vmm_ok("listpwschemes", "--json"))
+    assert before["stored"]["CRAM-MD5"] >= 1 and before["legacy_hashes"] >= 1
+
+    with pytest.raises(imaplib.IMAP4.error):
+        stack.imap_login(address, PW + "!")
+    assert _stored_hash(stack) == cram.strip()
+
+    stack.imap_login(address, PW).logout()
+    rehashed = _stored_hash(stack)
+    assert rehashed.startswith("{" + passwords.DEFAULT_SCHEME + "}"), rehashed
+    _, _, code = stack.exec("dovecot", "doveadm", "pw", "-t", rehashed, "-p", PW)
+    assert code == 0
+    after = json.loads(stack.vmm_ok("listpwschemes", "--json"))
+    assert after["legacy_hashes"] == before["legacy_hashes"] - 1
+    assert "rehash: the password moved from a legacy scheme" in mail_log(stack, "dovecot")
+    # Past Dovecot's cache too: the new hash is what the next lookup finds.
+    stack.exec("dovecot", "doveadm", "auth", "cache", "flush")
+    stack.imap_login(address, PW).logout()
+    assert _stored_hash(stack) == rehashed

@@ -4,7 +4,9 @@ PostgreSQL of its own, moves into ours with its Maildirs; bad input changes noth
 
 from __future__ import annotations
 
+import gzip
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -208,6 +210,7 @@ def test_weak_hashes_need_the_postmasters_consent(cli: Cli, old_server: tuple[st
 @pytest.mark.parametrize(
     ("args", "message"),
     [
+        ((), "give the old database as DSN or as --dump FILE"),
         (("host=127.0.0.1 port=1 dbname=mailsys user=vmm",), "cannot connect to the old database"),
         (("host=127.0.0.1 dbname=x user=vmm password=secret",), "never on the command line"),
         (("{old} options=-csearch_path=public",), "not a Virtual Mail Manager database"),
@@ -224,3 +227,58 @@ def test_bad_input_is_one_line_and_changes_nothing(
     assert result.returncode != 0
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert cli.sql(DUMP) == before
+
+
+def _pg_dump(version: str) -> bytes:
+    """A plain pg_dump of the old server's ``version`` database, as a postmaster makes one."""
+    container = f"vmmtest-oldpg-{os.getpid()}"
+    dumped = subprocess.run(
+        ["docker", "exec", container, "runuser", "-u", "postgres", "--", "pg_dump", "-n", schema_of(version)]
+        + ["mailsys"],
+        capture_output=True,
+        check=True,
+    )
+    return dumped.stdout
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_dump_moves_in_like_the_database(
+    cli: Cli, old_server: tuple[str, str], tmp_path: Path, compressed: bool
+) -> None:
+    dump = tmp_path / ("old.sql.gz" if compressed else "old.sql")
+    text = _pg_dump("0.6")
+    dump.write_bytes(gzip.compress(text) if compressed else text)
+    weak = Cli({**cli.env, "VMM_ALLOW_WEAK_SCHEMES": "yes"}, cli.mail_root)
+    report = json.loads(weak.ok("migrate-from", "--dump", str(dump), "--dry-run", "--json"))
+    assert report["version"] == "0.6" and report["counts"]["accounts"] == 3
+    weak.ok("migrate-from", "--dump", str(dump))
+    assert json.loads(cli.ok("userinfo", "own@old.example", "--json"))["uid"] == 70011
+    assert json.loads(cli.ok("catchallinfo", "old.example", "--json"))["destinations"] == [
+        "inherit@old.example"
+    ]
+    # The dump's tables were the command's own: ours hold what moved, and only that.
+    assert cli.sql("SELECT count(*) FROM users") == [(3,)]
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (None, "cannot read the dump"),
+        (b"PGDMP\x01\x0e", "custom-format dump"),
+        (b"INSERT INTO users VALUES (1);\n", "no table data"),
+        (b"CREATE TABLE public.users (\n    uid bigint); DROP TABLE users; --\n);\n", "cannot read"),
+        (b"\xff\xfe", "not a plain-text pg_dump"),
+    ],
+)
+def test_a_bad_dump_is_one_line_and_changes_nothing(
+    cli: Cli, tmp_path: Path, content: bytes | None, message: str
+) -> None:
+    dump = tmp_path / "old.sql"
+    if content is not None:
+        dump.write_bytes(content)
+    before = cli.sql(DUMP)
+    result = cli("migrate-from", "--dump", str(dump))
+    assert result.returncode != 0
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert cli.sql(DUMP) == before
+    assert cli.sql("SELECT count(*) FROM users") == [(0,)]

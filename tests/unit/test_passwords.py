@@ -118,3 +118,12 @@ def test_ready_hash_of_a_strong_scheme_is_kept() -> None:
 def test_random_passwords_have_at_least_eight_characters() -> None:
     assert len(passwords.random_password(3)) == 8
     assert passwords.random_password(20) != passwords.random_password(20)
+
+
+def test_legacy_schemes_are_the_weak_ones_vmm_06_and_05_wrote() -> None:
+    # vmm 0.6's default (CRAM-MD5) and what 0.5 installations hold are rehashed at login;
+    # no scheme vmm writes by default or calls strong is.
+    assert {"CRAM-MD5", "PLAIN-MD5", "MD5-CRYPT", "SHA1", "CLEAR"} <= set(passwords.LEGACY_SCHEMES)
+    strong = {scheme.name for scheme in passwords.WRITABLE if not scheme.weak}
+    assert passwords.DEFAULT_SCHEME in strong and not strong & set(passwords.LEGACY_SCHEMES)
+    assert passwords.scheme_of("{sha512.HEX}00") == "SHA512"

@@ -13,11 +13,12 @@ from typing import Annotated, TextIO
 
 import typer
 
-from vmm import movein, provisioning
+from vmm import db, movein, provisioning
 from vmm.cli.app import app
 from vmm.cli.options import JsonOption, read_secret
 from vmm.cli.output import show, show_json, show_list
 from vmm.errors import Conflict, InvalidValue, NotFound
+from vmm.runtime import Runtime
 from vmm.session import open_session
 
 
@@ -91,8 +92,12 @@ def import_(
 @app.command("migrate-from")
 def migrate_from(
     dsn: Annotated[
-        str, typer.Argument(help="The old database, e.g. 'host=old.example dbname=mailsys user=vmm'.")
-    ],
+        str | None,
+        typer.Argument(help="The old database, e.g. 'host=old.example dbname=mailsys user=vmm'."),
+    ] = None,
+    dump: Annotated[
+        Path | None, typer.Option("--dump", help="A plain pg_dump of the old database, instead of DSN.")
+    ] = None,
     password_file: Annotated[
         str | None,
         typer.Option("--password-file", help="The old database's password: a file, or - for stdin."),
@@ -109,6 +114,8 @@ def migrate_from(
     relocated users, with --config the vmm.cfg options that still mean something, and with
     --maildirs the users' mail (UIDs and flags kept). All or
     nothing; refused where anything is in the way (see the report)."""
+    if (dsn is None) == (dump is None):
+        raise InvalidValue("give the old database as DSN or as --dump FILE, one of them")
     password = ""
     if password_file == "-":  # noqa: S105 (stdin, not a password)
         password = read_secret("password of the old database")
@@ -118,7 +125,9 @@ def migrate_from(
         except OSError as exc:
             raise NotFound(f"cannot read {password_file}: {exc.strerror}") from None
     taken, left = movein.read_config(config) if config else ({}, {})
-    with movein.connect(dsn, password) as old_conn:
+    with db.connect(Runtime.from_env()) if dump else movein.connect(str(dsn), password) as old_conn:
+        if dump:
+            movein.load_dump(old_conn, dump)
         old = movein.read_only(old_conn)
     with open_session() as session:
         report = movein.check(session.conn, old, maildirs, session.runtime.allow_weak_schemes)

@@ -83,7 +83,11 @@ def configure(
 
 @command("listpwschemes", "lp")
 def listpwschemes(as_json: JsonOption = False) -> None:
-    """List the password schemes vmm writes and the shipped Dovecot verifies."""
+    """List the password schemes vmm writes and the shipped Dovecot verifies, and how
+    many stored hashes each scheme has (legacy ones are rehashed at the next login)."""
+    with open_session() as session:
+        stored = accounts.hashes_by_scheme(session.conn)
+    legacy = sum(number for scheme, number in stored if scheme in passwords.LEGACY_SCHEMES)
     if as_json:
         show_json(
             {
@@ -95,6 +99,8 @@ def listpwschemes(as_json: JsonOption = False) -> None:
                 "refused_unless_weak_allowed": passwords.REFUSED_BY_DOVECOT,
                 "encodings": passwords.ENCODINGS,
                 "default": passwords.DEFAULT_SCHEME,
+                "stored": {scheme: number for scheme, number in stored},
+                "legacy_hashes": legacy,
             }
         )
         return
@@ -114,6 +120,23 @@ def listpwschemes(as_json: JsonOption = False) -> None:
             " ".join(sorted(passwords.IMPORT_ONLY)),
             " ".join(passwords.REFUSED_BY_DOVECOT) + "  (weak: needs VMM_ALLOW_WEAK_SCHEMES=yes)",
         ],
+    )
+    typer.echo("")
+    show_list(
+        "Stored hashes",
+        [
+            f"{scheme:<13}{number:>8}{'  (legacy)' if scheme in passwords.LEGACY_SCHEMES else ''}"
+            for scheme, number in stored
+        ],
+    )
+    typer.echo(
+        f"Legacy hashes left: {legacy}"
+        + (
+            " (each is rehashed in the installation's scheme at its account's next login;"
+            " at 0, VMM_ALLOW_WEAK_SCHEMES can be switched off)"
+            if legacy
+            else ""
+        )
     )
 
 
