@@ -232,9 +232,9 @@ def test_bad_input_is_one_line_and_changes_nothing(
 def _pg_dump(version: str) -> bytes:
     """A plain pg_dump of the old server's ``version`` database, as a postmaster makes one."""
     container = f"vmmtest-oldpg-{os.getpid()}"
+    dump = ["pg_dump", "-n", schema_of(version), "mailsys"]
     dumped = subprocess.run(
-        ["docker", "exec", container, "runuser", "-u", "postgres", "--", "pg_dump", "-n", schema_of(version)]
-        + ["mailsys"],
+        ["docker", "exec", container, "runuser", "-u", "postgres", "--", *dump],
         capture_output=True,
         check=True,
     )
