@@ -111,7 +111,9 @@ def old_mail(root: Path) -> Path:
     for sub in ("cur", "new", "tmp", ".Lists/cur", ".Lists/new", ".Lists/tmp"):
         (home / "Maildir" / sub).mkdir(parents=True)
     (home / "Maildir" / "cur" / "1700000000.M1P1.old:2,FS").write_text("Subject: kept\n\nhello\n")
-    (home / "Maildir" / "dovecot-uidlist").write_text("3 V1700000000 N2 G0\n1 1700000000.M1P1.old\n")
+    (home / "Maildir" / "dovecot-uidlist").write_text(
+        "3 V1700000000 N2 Gd2b6b2b0a1b2c3d4e5f60718293a4b5c\n1 :1700000000.M1P1.old\n"
+    )
     (home / "Maildir" / "dovecot-keywords").write_text("0 $Forwarded\n")
     (home / ".dovecot.sieve").write_text('require "fileinto";\nfileinto "Lists";\n')
     for uid, where in ((70011, "5/70001"), (70012, "a/70002")):
