@@ -18,7 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import delivery, imap, latency, provisioning
+from bench import delivery, imap, latency, movein, provisioning
 from bench.stack import PROJECT, ROOT, compose, run, vmm, wait_healthy
 from tests.mail import tls_context
 
@@ -154,11 +154,14 @@ class Scale:
     singles: int  # useradd runs, extrapolated to `bulk`
     hashes: int  # plain passwords the import hashes
     restart: bool
+    movein: tuple[int, int] = (1000, 20)  # accounts, messages each, moved in by migrate-from
 
 
 FULL = Scale(accounts=1000, runs=3, paced_seconds=15, bulk=100_000, singles=100, hashes=400, restart=True)
 # `--smoke` (tests/e2e/test_bench_smoke.py): every step with small counts, no thresholds.
-SMOKE = Scale(accounts=20, runs=1, paced_seconds=1, bulk=50, singles=2, hashes=4, restart=False)
+SMOKE = Scale(
+    accounts=20, runs=1, paced_seconds=1, bulk=50, singles=2, hashes=4, restart=False, movein=(5, 2)
+)
 PACED = (0.2, 0.5, 0.8, 1.0)  # shares of metric 1's rate
 
 
@@ -311,6 +314,17 @@ def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Le
         )
     )
     provisioning.cleanup()
+    moved = movein.migrate(*scale.movein)
+    rows.append(
+        Row(
+            f"5 migrate-from of {moved['accounts']:,} accounts, {moved['messages']:,} messages",
+            moved["seconds"],
+            None,
+            "s",
+            "- (no peer moves vmm in)",
+            True,
+        )
+    )
 
     latency_s = provisioning_to_rcpt(smtp_port)
     rows.append(
@@ -336,7 +350,14 @@ def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Le
         rows.append(Row(f"8 {image} over {base}", growth, None, "MB", "<= 100 MB", growth <= 100))
     rss = idle_rss_mb()
     rows.append(Row("8 idle stack memory", rss, None, "MiB", "<= 150 MB", rss <= 150 / 1.048576))
-    return rows, {"sql": sql_stats, "bulk": bulk, "hashing": hashing, "restarts": restarts}, levels
+    extra: dict[str, object] = {
+        "sql": sql_stats,
+        "bulk": bulk,
+        "hashing": hashing,
+        "restarts": restarts,
+        "movein": moved,
+    }
+    return rows, extra, levels
 
 
 def main() -> None:

@@ -3,8 +3,8 @@ notice nothing: old passwords log in over IMAP, old messages keep their UIDs and
 Sieve still files, and mail to every old address, alias, alias domain and catch-all
 arrives; a relocated address still answers 550 5.1.6.
 
-The old database is vmm 0.6's own schema file (tests/fixtures/vmm) in a schema of the
-stack's PostgreSQL, read as vmm's role; the old mail root is a directory mounted
+The old database is vmm 0.6's own schema file in a schema of the stack's PostgreSQL
+(tests/oldvmm.py), read as vmm's role; the old mail root is a directory mounted
 read-only into the `vmm` container, as the README says."""
 
 from __future__ import annotations
@@ -18,11 +18,11 @@ from pathlib import Path
 import pytest
 from passlib.hash import sha512_crypt
 
+from tests import oldvmm
 from tests.e2e.conftest import ROOT, Stack, wait_until_delivered
 from tests.mail import message
 
 STACK_ENV = {"VMM_ALLOW_WEAK_SCHEMES": "yes"}
-SCHEMA = ROOT / "tests" / "fixtures" / "vmm" / "0.6.2.pgsql"
 PW_CRAM, PW_SHA = "old cram password", "old sha password"
 UIDVALIDITY = 1700000000
 
@@ -36,33 +36,24 @@ INSERT INTO users (local_part, passwd, uid, gid) VALUES ('sha', %(sha)s, 79011, 
 INSERT INTO alias VALUES (79001, 'team', 'cram@moved.example'), (79001, 'team', 'sha@moved.example');
 INSERT INTO catchall VALUES (79001, 'sha@moved.example');
 INSERT INTO relocated VALUES (79001, 'gone', 'gone@elsewhere.example');
-GRANT USAGE ON SCHEMA old06 TO vmm;
-GRANT SELECT ON ALL TABLES IN SCHEMA old06 TO vmm;
 """
-
-
-def _sql_literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
 
 
 def old_mail(root: Path) -> Path:
     """cram's home as Dovecot left it: two messages at UIDs 7 and 9 (one flagged and
     seen, one with the keyword $Forwarded), the next UID 12, a Lists folder, a Sieve
     script that files "[list]" mail there."""
-    maildir = root / "9" / "79001" / "79010" / "Maildir"
-    for sub in ("cur", "new", "tmp", ".Lists/cur", ".Lists/new", ".Lists/tmp"):
-        (maildir / sub).mkdir(parents=True)
-    # 8 KiB: Dovecot counts quota in KiB.
-    (maildir / "cur" / "1700000000.M1P1.old:2,FS").write_text("Subject: first\r\n\r\n" + "kept\r\n" * 1365)
-    (maildir / "cur" / "1700000001.M2P1.old:2,a").write_text("Subject: second\r\n\r\nkept\r\n")
-    (maildir / "dovecot-uidlist").write_text(
-        # Dovecot's header: version 3, UIDVALIDITY, next UID, the mailbox GUID.
-        f"3 V{UIDVALIDITY} N12 Gd2b6b2b0a1b2c3d4e5f60718293a4b5c\n"
-        "7 :1700000000.M1P1.old\n9 :1700000001.M2P1.old\n"
-    )
+    home = root / "9" / "79001" / "79010"
+    messages = {
+        # 8 KiB: Dovecot counts quota in KiB.
+        7: ("1700000000.M1P1.old:2,FS", "Subject: first\r\n\r\n" + "kept\r\n" * 1365),
+        9: ("1700000001.M2P1.old:2,a", "Subject: second\r\n\r\nkept\r\n"),
+    }
+    maildir = oldvmm.maildir(home / "Maildir", messages, 12, UIDVALIDITY)
+    oldvmm.maildir(maildir / ".Lists", {}, 1, UIDVALIDITY + 1)
     (maildir / "dovecot-keywords").write_text("0 $Forwarded\n")
     (maildir / "subscriptions").write_text("Lists\n")
-    (maildir.parent / ".dovecot.sieve").write_text(
+    (home / ".dovecot.sieve").write_text(
         'require "fileinto";\nif header :contains "subject" "[list]" { fileinto "Lists"; }\n'
     )
     (root / "9" / "79001" / "79011" / "Maildir" / "cur").mkdir(parents=True)
@@ -73,19 +64,12 @@ def old_mail(root: Path) -> Path:
 def moved(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     cram, err, code = stack.exec("dovecot", "doveadm", "pw", "-s", "CRAM-MD5", "-p", PW_CRAM)
     assert code == 0, err
-    rows = ROWS % {
-        "cram": _sql_literal(cram.strip()),
-        "sha": _sql_literal("{SHA512-CRYPT}" + sha512_crypt.hash(PW_SHA)),
-    }
-    schema = SCHEMA.read_text().replace("CREATE LANGUAGE plpgsql;", "")
-    _, err, code = stack.exec_input(
-        f"CREATE SCHEMA old06; SET search_path = old06;\n{schema}\n{rows}",
-        "postgres", "runuser", "-u", "postgres", "--", "psql", "-q", "-v", "ON_ERROR_STOP=1", "-d", "mailsys",
-    )  # fmt: skip
+    sha = "{SHA512-CRYPT}" + sha512_crypt.hash(PW_SHA)
+    rows = ROWS % {"cram": oldvmm.sql_literal(cram.strip()), "sha": oldvmm.sql_literal(sha)}
+    _, err, code = stack.exec_input(oldvmm.database(rows), "postgres", *oldvmm.PSQL)
     assert code == 0, err
     source = old_mail(tmp_path_factory.mktemp("old-mail"))
-    dsn = "host=postgres dbname=mailsys user=vmm sslmode=require options=-csearch_path=old06"
-    args = [dsn, "--password-file", "/run/vmm-secrets/vmm/password", "--maildirs", "/old"]
+    args = [oldvmm.DSN, "--password-file", oldvmm.PASSWORD_FILE, "--maildirs", "/old"]
     moving = subprocess.run(
         ["docker", "compose", "run", "--rm", "-T", "-v", f"{source}:/old:ro", "vmm", "migrate-from", *args],
         cwd=ROOT,
