@@ -18,7 +18,7 @@ docker: ## Install and start Docker and provide debian:trixie-slim where missing
 
 images: docker ## Build every image (vmm-base first: the others start FROM it)
 	@$(COMPOSE) --profile build build --quiet base
-	@$(COMPOSE) build --quiet
+	@$(COMPOSE) --profile monitoring build --quiet
 
 up: images ## Build and start the stack; returns when every service is healthy
 	@$(COMPOSE) up -d --wait --remove-orphans

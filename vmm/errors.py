@@ -17,6 +17,7 @@ class ExitCode(IntEnum):
     FILESYSTEM = 8  # a mail directory could not be created or removed
     PASSWORD = 9  # passwords did not match, or none could be read
     TOOL = 10  # a program the command runs (openssl) failed
+    UNHEALTHY = 11  # `vmm status` found something wrong
 
 
 class VmmError(Exception):
@@ -60,3 +61,9 @@ class ToolError(VmmError):
     """A program vmm runs failed: openssl making a key or a certificate."""
 
     code = ExitCode.TOOL
+
+
+class Unhealthy(VmmError):
+    """`vmm status` found something wrong (it listed what)."""
+
+    code = ExitCode.UNHEALTHY

@@ -82,6 +82,7 @@ class DovecotContext:
     policy_host: str
     auth_policy_port: int
     policy_nonce: str
+    metrics_port: int
     # A PostgreSQL array of passwords.LEGACY_SCHEMES, for the passdb query.
     legacy_schemes: str = "{" + ",".join(LEGACY_SCHEMES) + "}"
     # Dovecot refuses a login name with any other character before a lookup: those of
@@ -89,6 +90,17 @@ class DovecotContext:
     username_chars: str = (
         "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.@" + LOCAL_PART_SYMBOLS
     )
+
+
+# The monitoring profile's exporters (compose.yaml), each at its package's default port.
+EXPORTERS = {
+    "postfix": "postfix-exporter:9154",
+    "postgres": "postgres-exporter:9187",
+    "volumes": "node-exporter:9100",
+}
+PROBER = "blackbox-exporter:9115"
+# rspamd's controller, which also serves its metrics (config-templates/rspamd).
+RSPAMD_CONTROLLER_PORT = 11334
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,12 @@ class RspamdContext:
     cache_server: str
     greylist_delay: int
     greylist_exempt: tuple[str, ...]
+    # The controller's read-only password (its /metrics), the monitoring profile's
+    # credential (the `metrics` secret); write commands need a password nobody knows
+    # (made at each render), so they come from the container itself only.
+    metrics_password: str
+    enable_password: str
+    controller_port: int = RSPAMD_CONTROLLER_PORT
 
 
 @dataclass(frozen=True)
@@ -112,6 +130,22 @@ class UnboundContext:
 @dataclass(frozen=True)
 class MtaStsContext:
     port: int
+
+
+@dataclass(frozen=True)
+class PrometheusContext:
+    interval: int
+    alert_for: int | None
+    dovecot_host: str
+    dovecot_port: int
+    rspamd_host: str
+    rspamd_port: int
+    rspamd_password: str
+    # job -> "host:port" of Debian's exporters, each at its default port (compose.yaml).
+    exporters: dict[str, str]
+    # What the blackbox exporter's `tls` module probes, and where it listens.
+    tls_targets: tuple[str, ...]
+    prober: str
 
 
 @dataclass(frozen=True)
@@ -133,6 +167,7 @@ Context = (
     | PgbouncerContext
     | UnboundContext
     | MtaStsContext
+    | PrometheusContext
 )
 
 # Where PgBouncer's entrypoint renders and keeps its TLS key pair.
@@ -155,11 +190,26 @@ def context_for(service: str, runtime: Runtime) -> Context:
             runtime.cache_server,
             runtime.greylist_delay,
             runtime.throttle_exempt,
+            runtime.db_password("metrics"),
+            secrets.token_hex(16),
         )
     if service == "unbound":
         return UnboundContext(runtime.dns_forwarders, runtime.dns_trust_anchor)
     if service == "mta-sts":
         return MtaStsContext(runtime.mta_sts_port)
+    if service == "prometheus":
+        return PrometheusContext(
+            interval=runtime.metrics_interval,
+            alert_for=runtime.alert_for,
+            dovecot_host=runtime.dovecot_host,
+            dovecot_port=runtime.metrics_port,
+            rspamd_host=runtime.filter_host,
+            rspamd_port=RSPAMD_CONTROLLER_PORT,
+            rspamd_password=runtime.db_password("metrics"),
+            exporters=EXPORTERS,
+            tls_targets=(f"{runtime.postfix_host}:465", f"{runtime.dovecot_host}:993", "web:8443"),
+            prober=PROBER,
+        )
     if service == "pgbouncer":
         return PgbouncerContext(
             runtime.db_host,
@@ -213,6 +263,7 @@ def context_for(service: str, runtime: Runtime) -> Context:
             policy_host=runtime.policy_host,
             auth_policy_port=runtime.auth_policy_port,
             policy_nonce=secrets.token_hex(16),
+            metrics_port=runtime.metrics_port,
             db_host=runtime.db_pool_host,
             db_port=runtime.db_pool_port,
             common=common,

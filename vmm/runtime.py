@@ -131,6 +131,12 @@ class Runtime:
     # Other domains' MTA-STS policies as Postfix's TLS policy table (images/mta-sts).
     mta_sts_host: str
     mta_sts_port: int
+    # The monitoring profile (docs/monitoring.md): Dovecot's metrics port; how often
+    # Prometheus scrapes and evaluates the alerts, seconds; and for the tests, one hold
+    # time for every alert instead of each rule's own (None).
+    metrics_port: int
+    metrics_interval: int
+    alert_for: int | None
 
     @property
     def lmtp_transport(self) -> str:
@@ -190,6 +196,13 @@ class Runtime:
             auth_relay_port=int(env.get("VMM_AUTH_RELAY_PORT", "12346")),
             mta_sts_host=env.get("VMM_MTA_STS_HOST", "mta-sts"),
             mta_sts_port=int(env.get("VMM_MTA_STS_PORT", "8461")),
+            metrics_port=int(env.get("VMM_METRICS_PORT", "9900")),
+            metrics_interval=parse_at_least(
+                env.get("VMM_METRICS_INTERVAL") or "30", 1, "VMM_METRICS_INTERVAL"
+            ),
+            alert_for=parse_at_least(env["VMM_ALERT_FOR"], 0, "VMM_ALERT_FOR")
+            if env.get("VMM_ALERT_FOR")
+            else None,
         )
 
     def relay_login(self) -> str:

@@ -5,7 +5,7 @@
 set -euo pipefail
 
 # One directory per role: each service mounts only its own (compose volume subpath).
-roles=(vmm postfix dovecot web)
+roles=(vmm postfix dovecot web metrics)
 secrets=/run/vmm-secrets
 install -d -m 0711 "$secrets"
 for role in "${roles[@]}"; do
@@ -36,6 +36,10 @@ if [ ${#missing[@]} -gt 0 ]; then
             echo "SELECT 'CREATE ROLE $role LOGIN' WHERE NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '$role')\\gexec"
             echo "ALTER ROLE $role PASSWORD '$(cat "$secrets/$role/password")';"
         done
+        # The monitoring profile's exporter reads PostgreSQL's statistics, no mail data.
+        if [[ " ${missing[*]} " == *" metrics "* ]]; then
+            echo "GRANT pg_monitor TO metrics;"
+        fi
         if [ "$new_cluster" = yes ]; then
             echo "CREATE DATABASE mailsys OWNER vmm ENCODING 'UTF8' TEMPLATE template0;"
             echo "REVOKE ALL ON DATABASE mailsys FROM PUBLIC;"

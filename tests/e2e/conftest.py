@@ -35,8 +35,16 @@ PORTS = {
     "SIEVE": 4190,
     "HTTP": 8080,
     "HTTPS": 8443,
+    "PROMETHEUS": 9090,
 }
-SERVICE_OF_PORT = {25: "postfix", 465: "postfix", 587: "postfix", 8080: "web", 8443: "web"}
+SERVICE_OF_PORT = {
+    25: "postfix",
+    465: "postfix",
+    587: "postfix",
+    8080: "web",
+    8443: "web",
+    9090: "prometheus",
+}
 
 
 class ManageSieve:

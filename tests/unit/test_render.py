@@ -59,13 +59,26 @@ CONTEXTS: dict[str, render.Context] = {
         db_host="pgbouncer",
         db_port=6432,
         lmtp_port=24,
+        metrics_port=9900,
         common=COMMON,
     ),
     "unbound": render.UnboundContext(("192.0.2.53", "192.0.2.54:5353"), ""),
     "mta-sts": render.MtaStsContext(8461),
     "pgbouncer": render.PgbouncerContext("postgres", 5432, "mailsys", "s3cret", 6432, "/etc/pgbouncer"),
+    "prometheus": render.PrometheusContext(
+        interval=30,
+        alert_for=None,
+        dovecot_host="dovecot",
+        dovecot_port=9900,
+        rspamd_host="rspamd",
+        rspamd_port=11334,
+        rspamd_password="m3trics",
+        exporters=render.EXPORTERS,
+        tls_targets=("postfix:465", "dovecot:993", "web:8443"),
+        prober=render.PROBER,
+    ),
     "rspamd": render.RspamdContext(
-        11332, "/var/lib/vmm/dkim", "10.53.53.2", 2, "valkey:6379", 300, ("10.1.2.0/26",)
+        11332, "/var/lib/vmm/dkim", "10.53.53.2", 2, "valkey:6379", 300, ("10.1.2.0/26",), "m3trics", "0ff"
     ),
 }
 
