@@ -20,6 +20,7 @@ from vmm.addresses import LOCAL_PART_SYMBOLS
 from vmm.mailboxes import FIRST_ID
 from vmm.passwords import LEGACY_SCHEMES
 from vmm.runtime import Runtime, SmtpLimits
+from vmm.status import CERTIFICATE_DAYS, VOLUME_FULL
 
 TEMPLATE_ROOT = Path(os.environ.get("VMM_TEMPLATE_DIR", "/usr/share/vmm/templates"))
 
@@ -99,8 +100,6 @@ EXPORTERS = {
     "volumes": "node-exporter:9100",
 }
 PROBER = "blackbox-exporter:9115"
-# rspamd's controller, which also serves its metrics (config-templates/rspamd).
-RSPAMD_CONTROLLER_PORT = 11334
 
 
 @dataclass(frozen=True)
@@ -118,7 +117,7 @@ class RspamdContext:
     # (made at each render), so they come from the container itself only.
     metrics_password: str
     enable_password: str
-    controller_port: int = RSPAMD_CONTROLLER_PORT
+    controller_port: int
 
 
 @dataclass(frozen=True)
@@ -146,6 +145,9 @@ class PrometheusContext:
     # What the blackbox exporter's `tls` module probes, and where it listens.
     tls_targets: tuple[str, ...]
     prober: str
+    # The alerts' thresholds that `vmm status` judges by too (vmm/status.py).
+    certificate_days: int = CERTIFICATE_DAYS
+    volume_full: float = VOLUME_FULL
 
 
 @dataclass(frozen=True)
@@ -192,6 +194,7 @@ def context_for(service: str, runtime: Runtime) -> Context:
             runtime.throttle_exempt,
             runtime.db_password("metrics"),
             secrets.token_hex(16),
+            runtime.controller_port,
         )
     if service == "unbound":
         return UnboundContext(runtime.dns_forwarders, runtime.dns_trust_anchor)
@@ -204,7 +207,7 @@ def context_for(service: str, runtime: Runtime) -> Context:
             dovecot_host=runtime.dovecot_host,
             dovecot_port=runtime.metrics_port,
             rspamd_host=runtime.filter_host,
-            rspamd_port=RSPAMD_CONTROLLER_PORT,
+            rspamd_port=runtime.controller_port,
             rspamd_password=runtime.db_password("metrics"),
             exporters=EXPORTERS,
             tls_targets=(f"{runtime.postfix_host}:465", f"{runtime.dovecot_host}:993", "web:8443"),

@@ -78,6 +78,8 @@ class Runtime:
     allow_weak_schemes: bool
     filter_host: str
     milter_port: int
+    # rspamd's controller: its health check's /ping and its /metrics.
+    controller_port: int
     # Valkey (images/valkey), rspamd's store for Bayes, greylisting and its history.
     cache_server: str
     # How long rspamd's greylisting makes a new (sender, recipient, client) wait, seconds.
@@ -171,6 +173,7 @@ class Runtime:
             dns_forwarders=tuple(env.get("VMM_DNS_RESOLVER", "").replace(",", " ").split()),
             dns_trust_anchor=env.get("VMM_DNS_TRUST_ANCHOR", "").strip(),
             milter_port=int(env.get("VMM_MILTER_PORT", "11332")),
+            controller_port=int(env.get("VMM_CONTROLLER_PORT", "11334")),
             cache_server=env.get("VMM_CACHE_SERVER", "valkey:6379"),
             greylist_delay=parse_at_least(env.get("VMM_GREYLIST_DELAY") or "300", 1, "VMM_GREYLIST_DELAY"),
             filter_failure=_one_of(

@@ -20,7 +20,8 @@ from vmm import tls
 from vmm.runtime import Runtime
 
 QUEUES = ("incoming", "active", "deferred", "hold")
-# What counts as wrong (as the monitoring profile's alerts, config-templates/prometheus).
+# What counts as wrong; the monitoring profile's alerts use the same thresholds
+# (rendered into config-templates/prometheus/alerts.yml.j2).
 DEFERRED_TOO_LONG = 3600  # seconds a deferred message may wait
 CERTIFICATE_DAYS = 14
 VOLUME_FULL = 0.9
@@ -67,7 +68,7 @@ def probes(runtime: Runtime) -> list[Probe]:
         Probe("postfix", runtime.postfix_host, 25, greeting="220 "),
         Probe("dovecot", runtime.dovecot_host, 143, greeting="* OK"),
         Probe("lmtp", runtime.dovecot_host, runtime.lmtp_port, greeting="220 "),
-        Probe("rspamd", runtime.filter_host, 11334, path="/ping"),
+        Probe("rspamd", runtime.filter_host, runtime.controller_port, path="/ping"),
         Probe("valkey", cache_host, int(cache_port)),
         Probe("policy", runtime.policy_host, runtime.auth_policy_port, path="/ping"),
         Probe("resolver", "resolver", 53),

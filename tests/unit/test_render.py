@@ -78,7 +78,16 @@ CONTEXTS: dict[str, render.Context] = {
         prober=render.PROBER,
     ),
     "rspamd": render.RspamdContext(
-        11332, "/var/lib/vmm/dkim", "10.53.53.2", 2, "valkey:6379", 300, ("10.1.2.0/26",), "m3trics", "0ff"
+        11332,
+        "/var/lib/vmm/dkim",
+        "10.53.53.2",
+        2,
+        "valkey:6379",
+        300,
+        ("10.1.2.0/26",),
+        "m3trics",
+        "0ff",
+        11334,
     ),
 }
 
