@@ -25,7 +25,7 @@ up: images ## Build and start the stack; returns when every service is healthy
 	@$(COMPOSE) ps --format 'table {{.Service}}\t{{.Status}}\t{{.Ports}}'
 
 down: ## Stop the stack (volumes and data stay)
-	@$(COMPOSE) down
+	@$(COMPOSE) --profile monitoring down
 
 $(VENV)/.installed: requirements-dev.txt
 	@python3 -m venv $(VENV)
@@ -71,8 +71,8 @@ lint: $(VENV)/.installed ## ruff (lint and format), mypy --strict and shellcheck
 		images/base/vmm-render images/base/vmm-tls-reload images/testdns/publish scripts/*.sh .ci/run
 
 clean: ## Stop the stack and remove its volumes, test leftovers and the venv
-	@$(COMPOSE) down -v --remove-orphans || true
-	@$(BENCH_ENV) $(COMPOSE) down -v || true
+	@$(COMPOSE) --profile monitoring down -v --remove-orphans || true
+	@$(BENCH_ENV) $(COMPOSE) --profile monitoring down -v || true
 	@docker ps -aq --filter name=vmmtest | xargs -r docker rm -f >/dev/null
 	@docker volume ls -q --filter name=vmmtest | xargs -r docker volume rm >/dev/null
 	@rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

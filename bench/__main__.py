@@ -368,6 +368,10 @@ def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Le
     monitored = idle_rss_mb("monitoring")
     rows.append(Row("8 idle memory with the monitoring profile", monitored, rss, "MiB", "- (its cost)", True))
     compose("--profile", "monitoring", "rm", "--stop", "--force", *_services("monitoring") - _services())
+    # Its network and volume, which only its services use: `down` without the profile
+    # leaves them.
+    run("docker", "network", "rm", f"{PROJECT}_monitoring")
+    run("docker", "volume", "rm", f"{PROJECT}_metrics")
     extra: dict[str, object] = {
         "sql": sql_stats,
         "bulk": bulk,
