@@ -41,21 +41,9 @@ def migrate(accounts: int, messages: int) -> dict[str, float]:
     """Seconds for ``migrate-from`` of ``accounts`` accounts with ``messages`` each."""
     with tempfile.TemporaryDirectory() as scratch:
         _old_installation(Path(scratch), accounts, messages)
-        args = [oldvmm.DSN, "--password-file", oldvmm.PASSWORD_FILE, "--maildirs", "/old"]
         started = time.monotonic()
         subprocess.run(
-            [
-                "docker",
-                "compose",
-                "run",
-                "--rm",
-                "-T",
-                "-v",
-                f"{scratch}:/old:ro",
-                "vmm",
-                "migrate-from",
-                *args,
-            ],
+            oldvmm.migrate_from(Path(scratch)),
             cwd=ROOT,
             capture_output=True,
             check=True,

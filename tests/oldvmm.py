@@ -44,3 +44,10 @@ def maildir(path: Path, messages: dict[int, tuple[str, str]], next_uid: int, uid
         lines.append(f"{uid} :{name.partition(':')[0]}")
     (path / "dovecot-uidlist").write_text("\n".join(lines) + "\n")
     return path
+
+
+def migrate_from(source: Path) -> list[str]:
+    """The command a postmaster runs: the old mail root ``source`` mounted read-only into
+    the `vmm` container, the old database read as vmm's role."""
+    args = [DSN, "--password-file", PASSWORD_FILE, "--maildirs", "/old"]
+    return ["docker", "compose", "run", "--rm", "-T", "-v", f"{source}:/old:ro", "vmm", "migrate-from", *args]

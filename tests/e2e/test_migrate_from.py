@@ -69,9 +69,8 @@ def moved(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[St
     _, err, code = stack.exec_input(oldvmm.database(rows), "postgres", *oldvmm.PSQL)
     assert code == 0, err
     source = old_mail(tmp_path_factory.mktemp("old-mail"))
-    args = [oldvmm.DSN, "--password-file", oldvmm.PASSWORD_FILE, "--maildirs", "/old"]
     moving = subprocess.run(
-        ["docker", "compose", "run", "--rm", "-T", "-v", f"{source}:/old:ro", "vmm", "migrate-from", *args],
+        oldvmm.migrate_from(source),
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tests import oldvmm
 from tests.integration.conftest import DUMP, Cli, postgres
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -108,12 +109,10 @@ def old_mail(root: Path) -> Path:
     """The old mail root: a Maildir with Dovecot's uidlist and keywords, a flagged
     message, a subfolder and a Sieve script for inherit@old.example."""
     home = root / "5" / "70001" / "70010"
-    for sub in ("cur", "new", "tmp", ".Lists/cur", ".Lists/new", ".Lists/tmp"):
-        (home / "Maildir" / sub).mkdir(parents=True)
-    (home / "Maildir" / "cur" / "1700000000.M1P1.old:2,FS").write_text("Subject: kept\n\nhello\n")
-    (home / "Maildir" / "dovecot-uidlist").write_text(
-        "3 V1700000000 N2 Gd2b6b2b0a1b2c3d4e5f60718293a4b5c\n1 :1700000000.M1P1.old\n"
+    maildir = oldvmm.maildir(
+        home / "Maildir", {1: ("1700000000.M1P1.old:2,FS", "Subject: kept\n\nhello\n")}, 2, 1700000000
     )
+    oldvmm.maildir(maildir / ".Lists", {}, 1, 1700000001)
     (home / "Maildir" / "dovecot-keywords").write_text("0 $Forwarded\n")
     (home / ".dovecot.sieve").write_text('require "fileinto";\nfileinto "Lists";\n')
     for uid, where in ((70011, "5/70001"), (70012, "a/70002")):
