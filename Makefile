@@ -68,7 +68,8 @@ lint: $(VENV)/.installed ## ruff (lint and format), mypy --strict and shellcheck
 	@$(VENV)/bin/ruff format --check --quiet vmm tests bench
 	@$(VENV)/bin/mypy vmm tests bench
 	@$(VENV)/bin/shellcheck --severity=warning images/*/entrypoint.sh images/base/vmm-health \
-		images/base/vmm-render images/base/vmm-tls-reload images/testdns/publish scripts/*.sh .ci/run
+		images/base/vmm-render images/base/vmm-tls-reload images/postfix/vmm-maillog \
+		images/testdns/publish scripts/*.sh .ci/run
 
 clean: ## Stop the stack and remove its volumes, test leftovers and the venv
 	@$(COMPOSE) --profile monitoring down -v --remove-orphans || true

@@ -96,6 +96,7 @@ class DovecotContext:
 # The monitoring profile's exporters (compose.yaml), each at its package's default port.
 EXPORTERS = {
     "postfix": "postfix-exporter:9154",
+    "postfix-log": "postfix-log-exporter:3903",
     "postgres": "postgres-exporter:9187",
     "volumes": "node-exporter:9100",
 }

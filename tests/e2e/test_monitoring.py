@@ -21,7 +21,7 @@ from tests.mail import message
 from vmm.errors import ExitCode
 
 STACK_ENV = {"COMPOSE_PROFILES": "monitoring", "VMM_METRICS_INTERVAL": "1", "VMM_ALERT_FOR": "1"}
-JOBS = {"prometheus", "dovecot", "rspamd", "postfix", "postgres", "volumes", "certificates"}
+JOBS = {"prometheus", "dovecot", "rspamd", "postfix", "postfix-log", "postgres", "volumes", "certificates"}
 PW = "monitored password"
 
 
@@ -58,15 +58,20 @@ def test_every_target_is_up(stack: Stack) -> None:
     assert all(float(s["value"][1]) > 14 * 86400 for s in expiry) and len(expiry) == 3
 
 
-def test_deliveries_failed_logins_and_accounts_are_counted(stack: Stack) -> None:
+def test_deliveries_rejects_failed_logins_and_accounts_are_counted(stack: Stack) -> None:
     stack.add_account("watched@example.test", PW)
     for n in range(3):
         stack.send("s@sender.example", ["watched@example.test"], message("watched@example.test", f"#{n}"))
     assert len(wait_until_delivered(stack, "watched@example.test", PW, count=3)) == 3
+    assert stack.rcpt("nobody@example.test")[0] == 550
     for _ in range(2):
         with pytest.raises(imaplib.IMAP4.error):
             stack.imap_login("watched@example.test", "not the password")
     wait_for(stack, "sum(dovecot_lmtp_deliveries_count)", lambda r: value(r) >= 3)
+    # Postfix's side, from its log: deliveries by transport and status, rejects by reason.
+    wait_for(stack, 'postfix_deliveries_total{transport="lmtp", status="sent"}', lambda r: value(r) >= 3)
+    rejected = 'postfix_rejects_total{stage="RCPT", code="550", reason="unknown recipient"}'
+    wait_for(stack, rejected, lambda r: value(r) >= 1)
     wait_for(stack, "sum(dovecot_auth_failures_total)", lambda r: value(r) >= 2)
     wait_for(stack, 'pg_stat_user_tables_n_live_tup{relname="users"}', lambda r: value(r) >= 1)
     mail = wait_for(stack, 'node_filesystem_avail_bytes{mountpoint="/volumes/mail"}', lambda r: len(r) == 1)
@@ -77,7 +82,8 @@ def test_status_of_a_healthy_stack(stack: Stack) -> None:
     healthy = json.loads(stack.vmm_ok("status", "--json"))
     assert set(healthy["services"].values()) == {"ok"} and "dovecot" in healthy["services"]
     assert healthy["problems"] == [] and healthy["schema_version"] >= 10
-    assert healthy["last_hour"]["delivered"] >= 3  # from Prometheus, after the test above
+    # From Prometheus, after the test above.
+    assert healthy["last_hour"]["delivered"] >= 3 and healthy["last_hour"]["rejected"] >= 1
     assert set(healthy["volumes"]) == {"mail", "db", "queue"}
     assert healthy["certificate"]["days_left"] > 14
 
@@ -98,6 +104,8 @@ def test_a_stopped_dovecot_fires_the_queue_and_service_alerts(stack: Stack) -> N
             )
             if alert == "ServiceDown":
                 assert {s["metric"].get("job") for s in firing} >= {"dovecot"}
+        deferred = 'postfix_deliveries_total{transport="lmtp", status="deferred"}'
+        wait_for(stack, deferred, lambda r: value(r) >= 1)
     finally:
         stack.compose_ok("start", "dovecot")
     # Nothing lost: once Dovecot is back, the deferred message is delivered (flushed).
