@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench import delivery, imap, latency, movein, provisioning
-from bench.stack import PROJECT, ROOT, compose, run, vmm, wait_healthy
+from bench.stack import PROJECT, ROOT, compose, exec_in, run, vmm, wait_healthy
 from tests.mail import tls_context
 
 RESULTS = ROOT / "bench" / "results"
@@ -134,11 +134,9 @@ def _services(*profiles: str) -> set[str]:
     )
 
 
-def idle_rss_mb(*profiles: str) -> float:
-    """Resident memory of the stack at rest (docker stats, after 10 s idle): the services
-    of compose.yaml (with ``profiles``), not the test DNS that the bench adds
-    (tests/e2e/dns.yaml, 38 MiB)."""
-    time.sleep(10)
+def stack_rss_mb(*profiles: str) -> float:
+    """Resident memory of the stack by docker stats: the services of compose.yaml (with
+    ``profiles``), not the test DNS that the bench adds (tests/e2e/dns.yaml, 38 MiB)."""
     product = _services(*profiles)
     names = [
         name
@@ -156,6 +154,41 @@ def idle_rss_mb(*profiles: str) -> float:
     return total
 
 
+def idle_rss_mb(*profiles: str) -> float:
+    """The stack's memory after 10 s idle."""
+    time.sleep(10)
+    return stack_rss_mb(*profiles)
+
+
+def _drop_page_cache() -> None:
+    """The kernel's clean file pages, which docker stats counts as the container's that
+    read or wrote the files last (Dovecot's, for the messages of the delivery runs), and
+    which the kernel reclaims whenever a process needs memory. Needs root; without it the
+    figure keeps them."""
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("1\n")
+    except OSError as error:
+        print(f"memory at rest counts the page cache: {error}", file=sys.stderr)
+
+
+def rest_after_work_mb() -> float:
+    """Memory at rest after the delivery and login runs, not after a restart: once the
+    processes those runs started have exited by the daemons' own idle timeouts (Postfix's
+    max_idle, then Dovecot's, checked every minute): when it stops falling. What the
+    daemons hold, without the kernel's cache of the files they wrote."""
+    time.sleep(int(exec_in("postfix", "postconf", "-h", "max_idle").strip().rstrip("s")))
+    _drop_page_cache()
+    now = stack_rss_mb()
+    for _ in range(12):
+        time.sleep(15)
+        _drop_page_cache()
+        before, now = now, stack_rss_mb()
+        if before - now < 2:
+            break
+    return now
+
+
 @dataclass(frozen=True)
 class Scale:
     accounts: int  # also the deliveries per smtp-source run
@@ -165,13 +198,24 @@ class Scale:
     singles: int  # useradd runs, extrapolated to `bulk`
     hashes: int  # plain passwords the import hashes
     restart: bool
+    settle: bool  # wait for the daemons' idle processes to exit before "at rest"
     movein: tuple[int, int] = (1000, 20)  # accounts, messages each, moved in by migrate-from
 
 
-FULL = Scale(accounts=1000, runs=3, paced_seconds=15, bulk=100_000, singles=100, hashes=400, restart=True)
+FULL = Scale(
+    accounts=1000, runs=3, paced_seconds=15, bulk=100_000, singles=100, hashes=400, restart=True, settle=True
+)
 # `--smoke` (tests/e2e/test_bench_smoke.py): every step with small counts, no thresholds.
 SMOKE = Scale(
-    accounts=20, runs=1, paced_seconds=1, bulk=50, singles=2, hashes=4, restart=False, movein=(5, 2)
+    accounts=20,
+    runs=1,
+    paced_seconds=1,
+    bulk=50,
+    singles=2,
+    hashes=4,
+    restart=False,
+    settle=False,
+    movein=(5, 2),
 )
 PACED = (0.2, 0.5, 0.8, 1.0)  # shares of metric 1's rate
 
@@ -186,35 +230,50 @@ def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Le
 
     with tempfile.TemporaryDirectory() as scratch:
         master_cf = delivery.rendered_master_cf(Path(scratch))
-        reference = delivery.reference(master_cf, scale.accounts, scale.runs)
+        virtual = delivery.reference(master_cf, scale.accounts, scale.runs)
         stages = {
             name: delivery.reference(master_cf, scale.accounts, scale.runs, lines, domain_dir)
             for name, lines in delivery.stack_stages().items()
         }
-    rate, sql_stats = delivery.ours(domain_dir, scale.accounts, scale.runs)
+    ours = delivery.ours(domain_dir, scale.accounts, scale.runs)
+    sql_stats = ours.sql
+    dms_like = stages[delivery.DMS_LIKE]
+    load = "10 KiB, 20 sessions, 1,000 accounts"
     rows.append(
         Row(
-            "1 delivered msg/s (10 KiB, 20 sessions, 1,000 accounts)",
-            rate,
-            reference,
+            f"1 delivered msg/s vs the DMS-like stage ({load})",
+            ours.rate,
+            dms_like,
             "msg/s",
-            "ratio >= 0.9",
-            rate / reference >= 0.9,
+            "ratio >= 0.8",
+            ours.rate / dms_like >= 0.8,
+        )
+    )
+    rows.append(
+        Row(
+            "1 delivered msg/s vs Postfix's own virtual(8)",
+            ours.rate,
+            virtual,
+            "msg/s",
+            "- (the limit)",
+            True,
         )
     )
     # Not targets: the same load through the reference with our parts added one by one.
     for name, stage_rate in stages.items():
-        rows.append(
-            Row(f"1 hash maps + {name}", stage_rate, reference, "msg/s", "- (where ratio goes)", True)
-        )
+        rows.append(Row(f"1 hash maps + {name}", stage_rate, virtual, "msg/s", "- (where ratio goes)", True))
+    for component, ms in ours.cpu_ms.items():
+        rows.append(Row(f"1 CPU a delivery: {component}", ms, None, "ms", "- (cgroup accounting)", True))
+    for service, (lines, size) in ours.log.items():
+        rows.append(Row(f"1 log a message: {service} ({size:.0f} bytes)", lines, None, "lines", "-", True))
     rows.append(
         Row(
             "3 SQL queries per delivered recipient",
             sql_stats["queries_per_recipient"],
             None,
             "queries",
-            "<= 12",
-            sql_stats["queries_per_recipient"] <= 12,
+            "<= 8",
+            sql_stats["queries_per_recipient"] <= 8,
         )
     )
     rows.append(
@@ -243,7 +302,9 @@ def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Le
 
     recipients = [f"u{n}@bench.example" for n in range(scale.accounts)]
     levels = [
-        latency.offer(smtp_port, share * rate, scale.paced_seconds, recipients, delivery.arrivals(domain_dir))
+        latency.offer(
+            smtp_port, share * ours.rate, scale.paced_seconds, recipients, delivery.arrivals(domain_dir)
+        )
         for share in PACED
     ]
     for share, level in zip(PACED, levels, strict=True):
@@ -275,6 +336,7 @@ def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Le
             logins / reference_logins >= 0.8,
         )
     )
+    at_rest = rest_after_work_mb() if scale.settle else idle_rss_mb()
     cost = imap.hash_cost_ms(imap.bench_hashes()[0][1], PASSWORD)
     rows.append(
         Row(
@@ -363,7 +425,19 @@ def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Le
         else:
             rows.append(Row(f"8 {image} over {base}", growth, None, "MB", "<= 100 MB", growth <= 100))
     rss = idle_rss_mb()
-    rows.append(Row("8 idle stack memory", rss, None, "MiB", "<= 150 MB", rss <= 150 / 1.048576))
+    rows.append(
+        Row("8 idle stack memory after a restart", rss, None, "MiB", "<= 150 MB", rss <= 150 / 1.048576)
+    )
+    rows.append(
+        Row(
+            "8 stack memory at rest after the delivery and login runs",
+            at_rest,
+            rss,
+            "MiB",
+            "<= 200 MiB",
+            at_rest <= 200,
+        )
+    )
     compose("--profile", "monitoring", "up", "-d", "--wait")
     monitored = idle_rss_mb("monitoring")
     rows.append(Row("8 idle memory with the monitoring profile", monitored, rss, "MiB", "- (its cost)", True))
@@ -374,6 +448,8 @@ def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Le
     run("docker", "volume", "rm", f"{PROJECT}_metrics")
     extra: dict[str, object] = {
         "sql": sql_stats,
+        "cpu_ms": ours.cpu_ms,
+        "log": ours.log,
         "bulk": bulk,
         "hashing": hashing,
         "restarts": restarts,

@@ -120,3 +120,31 @@ def test_domains_on_the_stacks_lmtp_follow_a_new_lmtp_port(cli: Cli) -> None:
     finally:
         cli.ok("setup")
     assert json.loads(cli.ok("domaininfo", "follow.example", "--json"))["transport"] == "lmtp:inet:dovecot:24"
+
+
+def test_postfix_lookups_answer_relocated_users_by_transport_and_accounts_by_alias(cli: Cli) -> None:
+    """Schema 0011's fewer lookups: a relocated user's reply comes from the transport map
+    (Postfix has no relocated_maps), and the alias map knows every account, so that
+    smtpd's recipient check needs no mailbox lookup after it."""
+    cli.ok("configset", "domain.auto_postmaster", "false")
+    cli.ok("da", "lookup.example")
+    cli.ok("ada", "lookup.example.net", "lookup.example")
+    cli.ok("ua", "kim@lookup.example", "--password-stdin", stdin="kim's long password\n")
+    cli.ok("ra", "gone@lookup.example", "gone@elsewhere.example")
+    names = "FROM unnest(ARRAY['lookup.example', 'lookup.example.net']) AS name"
+    assert cli.sql(f"SELECT name, postfix_transport_map('gone', name) {names}") == [
+        (name, "error:5.1.6 User has moved to gone@elsewhere.example")
+        for name in ("lookup.example", "lookup.example.net")
+    ]
+    assert cli.sql(f"SELECT name, postfix_virtual_alias_map('kim', name, '+') {names}") == [
+        (name, "kim@lookup.example") for name in ("lookup.example", "lookup.example.net")
+    ]
+    assert cli.sql(f"SELECT postfix_virtual_alias_map('gone', name, '+') {names}") == []
+    assert cli.sql("SELECT * FROM postfix_transport_map('kim', 'lookup.example')") == [
+        ("lmtp:inet:dovecot:24",)
+    ]
+    assert cli.sql("SELECT * FROM postfix_transport_map('nobody', 'lookup.example')") == []
+    assert cli.sql("SELECT to_regprocedure('postfix_relocated_map(text, text)')") == [(None,)]
+    # Refused by its transport at RCPT, as smtpd does only for an address no alias knows.
+    cli.ok("usertransport", "kim@lookup.example", "retry:4.0.0 Mailbox being migrated")
+    assert cli.sql("SELECT * FROM postfix_virtual_alias_map('kim', 'lookup.example', '+')") == []
