@@ -134,28 +134,29 @@ def _services(*profiles: str) -> set[str]:
     )
 
 
-def stack_rss_mb(*profiles: str) -> float:
-    """Resident memory of the stack by docker stats: the services of compose.yaml (with
+def stack_rss_mb(*profiles: str) -> dict[str, float]:
+    """Resident memory of each service by docker stats: the services of compose.yaml (with
     ``profiles``), not the test DNS that the bench adds (tests/e2e/dns.yaml, 38 MiB)."""
     product = _services(*profiles)
-    names = [
-        name
+    names = {
+        name: service
         for name, service in (
             line.split() for line in compose("ps", "--format", "{{.Name}} {{.Service}}").splitlines()
         )
         if service in product
-    ]
-    out = run("docker", "stats", "--no-stream", "--format", "{{.MemUsage}}", *names)
-    total = 0.0
+    }
+    out = run("docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", *names)
+    found: dict[str, float] = {}
     for line in out.splitlines():
-        used = line.split("/")[0].strip()
+        name, usage = line.split(" ", 1)
+        used = usage.split("/")[0].strip()
         number, unit = float(used.rstrip("KMGiB")), used.lstrip("0123456789.")
-        total += number * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "B": 1 / 1024**2}[unit]
-    return total
+        found[names[name]] = number * {"KiB": 1 / 1024, "MiB": 1, "GiB": 1024, "B": 1 / 1024**2}[unit]
+    return found
 
 
-def idle_rss_mb(*profiles: str) -> float:
-    """The stack's memory after 10 s idle."""
+def idle_rss_mb(*profiles: str) -> dict[str, float]:
+    """The memory of each service after 10 s idle."""
     time.sleep(10)
     return stack_rss_mb(*profiles)
 
@@ -172,7 +173,7 @@ def _drop_page_cache() -> None:
         print(f"memory at rest counts the page cache: {error}", file=sys.stderr)
 
 
-def rest_after_work_mb() -> float:
+def rest_after_work_mb() -> dict[str, float]:
     """Memory at rest after the delivery and login runs, not after a restart: once the
     processes those runs started have exited by the daemons' own idle timeouts (Postfix's
     max_idle, then Dovecot's, checked every minute): when it stops falling. What the
@@ -184,7 +185,7 @@ def rest_after_work_mb() -> float:
         time.sleep(15)
         _drop_page_cache()
         before, now = now, stack_rss_mb()
-        if before - now < 2:
+        if sum(before.values()) - sum(now.values()) < 2:
             break
     return now
 
@@ -336,7 +337,8 @@ def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Le
             logins / reference_logins >= 0.8,
         )
     )
-    at_rest = rest_after_work_mb() if scale.settle else idle_rss_mb()
+    at_rest_by_service = rest_after_work_mb() if scale.settle else idle_rss_mb()
+    at_rest = sum(at_rest_by_service.values())
     cost = imap.hash_cost_ms(imap.bench_hashes()[0][1], PASSWORD)
     rows.append(
         Row(
@@ -424,7 +426,8 @@ def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Le
             rows.append(Row(f"8 {image} over {base}", growth, None, "MB", "- (monitoring profile)", True))
         else:
             rows.append(Row(f"8 {image} over {base}", growth, None, "MB", "<= 100 MB", growth <= 100))
-    rss = idle_rss_mb()
+    idle_by_service = idle_rss_mb()
+    rss = sum(idle_by_service.values())
     rows.append(
         Row("8 idle stack memory after a restart", rss, None, "MiB", "<= 150 MB", rss <= 150 / 1.048576)
     )
@@ -439,7 +442,7 @@ def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Le
         )
     )
     compose("--profile", "monitoring", "up", "-d", "--wait")
-    monitored = idle_rss_mb("monitoring")
+    monitored = sum(idle_rss_mb("monitoring").values())
     rows.append(Row("8 idle memory with the monitoring profile", monitored, rss, "MiB", "- (its cost)", True))
     compose("--profile", "monitoring", "rm", "--stop", "--force", *_services("monitoring") - _services())
     # Its network and volume, which only its services use: `down` without the profile
@@ -449,6 +452,7 @@ def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Le
     extra: dict[str, object] = {
         "sql": sql_stats,
         "cpu_ms": ours.cpu_ms,
+        "memory_mib": {"idle after a restart": idle_by_service, "at rest after the runs": at_rest_by_service},
         "log": ours.log,
         "bulk": bulk,
         "hashing": hashing,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Render the configuration, repair the queue if need be, reload Postfix whenever the
-# certificate is replaced, copy its log file to the output, run Postfix in the foreground.
+# Render the configuration, repair the queue if need be, copy the hosted domain names,
+# reload Postfix whenever the certificate is replaced, copy its log file to the output,
+# run Postfix in the foreground.
 set -euo pipefail
 vmm-render postfix /etc/postfix postfix
 # The queue lives on a volume: a restore or copy may lose ownership and modes. Repairing
@@ -12,6 +13,7 @@ fi
 # several seconds while the whole stack restarts at once); a configuration error still
 # stops the master at once, with its reason in the log.
 touch /var/spool/postfix/quick-start
+vmm-domains
 vmm-tls-reload postfix reload &
 vmm-maillog &
 exec postfix start-fg

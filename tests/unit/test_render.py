@@ -47,6 +47,7 @@ CONTEXTS: dict[str, render.Context] = {
         relayhost="",
         relay_login="",
         mta_sts_resolver="mta-sts:8461",
+        domain_cache="/var/lib/postfix/vmm/domains",
         db_host="postgres",
         common=COMMON,
     ),
