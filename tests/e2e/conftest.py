@@ -355,6 +355,7 @@ def compose_stack(name: str, extra: dict[str, str], files: list[str]) -> Iterato
     os.environ["VMM_TEST_NET"] = net = free_subnet()
     os.environ["VMM_RESOLVER_SUBNET"] = f"{net}.192/28"
     os.environ["VMM_RESOLVER_ADDRESS"] = f"{net}.194"
+    os.environ["VMM_RESOLVER_CLIENTS"] = f"{net}.200/29"
     # Every stack has its own DNS (dns.yaml) and the session's Hyperscan cache
     # (hyperscan.yaml), plus the module's files (STACK_FILES).
     os.environ["COMPOSE_FILE"] = ":".join(
