@@ -38,6 +38,8 @@ IMAGES = [
 ]
 # The monitoring profile's, not part of the default stack: reported, no target.
 MONITORING_IMAGES = ["vmm-prometheus", "vmm-exporters"]
+# Dovecot's default_idle_kill_interval (doveconf), seconds.
+DOVECOT_IDLE_KILL = 60
 PASSWORD = "bench-password"  # noqa: S105 (the bench accounts' throwaway password)
 
 
@@ -175,19 +177,14 @@ def _drop_page_cache() -> None:
 
 def rest_after_work_mb() -> dict[str, float]:
     """Memory at rest after the delivery and login runs, not after a restart: once the
-    processes those runs started have exited by the daemons' own idle timeouts (Postfix's
-    max_idle, then Dovecot's, checked every minute): when it stops falling. What the
-    daemons hold, without the kernel's cache of the files they wrote."""
-    time.sleep(int(exec_in("postfix", "postconf", "-h", "max_idle").strip().rstrip("s")))
+    processes those runs started have exited by the daemons' own idle timeouts, Postfix's
+    max_idle and then Dovecot's (idle processes are counted for one interval and killed
+    at the end of the next). What the daemons hold, without the kernel's cache of the
+    files they wrote."""
+    postfix = int(exec_in("postfix", "postconf", "-h", "max_idle").strip().rstrip("s"))
+    time.sleep(postfix + 2 * DOVECOT_IDLE_KILL)
     _drop_page_cache()
-    now = stack_rss_mb()
-    for _ in range(12):
-        time.sleep(15)
-        _drop_page_cache()
-        before, now = now, stack_rss_mb()
-        if sum(before.values()) - sum(now.values()) < 2:
-            break
-    return now
+    return stack_rss_mb()
 
 
 @dataclass(frozen=True)

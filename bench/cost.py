@@ -10,7 +10,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.stack import PROJECT, run
+from bench.stack import by_service, run
 
 # The Docker engine: its daemons and the shim of each container, which carries the
 # containers' output to the logging driver (process names as the kernel keeps them,
@@ -21,19 +21,10 @@ TICK = os.sysconf("SC_CLK_TCK")
 
 def _containers() -> dict[str, tuple[str, int]]:
     """service -> (container name, its init process) of the running stack."""
-    out = run(
-        "docker",
-        "ps",
-        "--filter",
-        f"label=com.docker.compose.project={PROJECT}",
-        "--format",
-        '{{.Label "com.docker.compose.service"}}\t{{.Names}}',
-    )
-    found: dict[str, tuple[str, int]] = {}
-    for line in out.splitlines():
-        service, name = line.split("\t")
-        found[service] = (name, int(run("docker", "inspect", "-f", "{{.State.Pid}}", name)))
-    return found
+    return {
+        service: (name, int(run("docker", "inspect", "-f", "{{.State.Pid}}", name)))
+        for service, name in by_service("{{.Names}}").items()
+    }
 
 
 def _cgroup_cpu_seconds(pid: int) -> float:
