@@ -15,7 +15,9 @@ from pathlib import Path
 
 from vmm.runtime import Runtime
 
-PATH = Path("/var/lib/postfix/vmm/domains")  # Postfix reads PATH.db (hash:PATH in main.cf)
+# Postfix reads PATH.db (hash:PATH in main.cf). Not in Postfix's own directories, whose
+# files `postfix check` wants owned by postfix: this is root's, as /etc/postfix is.
+PATH = Path("/var/lib/vmm/domains")
 REFRESH_SECONDS = 30
 
 

@@ -47,7 +47,7 @@ CONTEXTS: dict[str, render.Context] = {
         relayhost="",
         relay_login="",
         mta_sts_resolver="mta-sts:8461",
-        domain_cache="/var/lib/postfix/vmm/domains",
+        domain_cache="/var/lib/vmm/domains",
         db_host="postgres",
         common=COMMON,
     ),
