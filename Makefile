@@ -69,7 +69,7 @@ lint: $(VENV)/.installed ## ruff (lint and format), mypy --strict and shellcheck
 	@$(VENV)/bin/mypy vmm tests bench
 	@$(VENV)/bin/shellcheck --severity=warning images/*/entrypoint.sh images/base/vmm-health \
 		images/base/vmm-render images/base/vmm-tls-reload images/postfix/vmm-maillog \
-		images/postfix/vmm-domains images/rspamd/vmm-warm-up \
+		images/rspamd/vmm-warm-up \
 		images/testdns/publish scripts/*.sh .ci/run
 
 clean: ## Stop the stack and remove its volumes, test leftovers and the venv

@@ -16,7 +16,6 @@ from typing import TypedDict
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from vmm import domaincache
 from vmm.addresses import LOCAL_PART_SYMBOLS
 from vmm.mailboxes import FIRST_ID
 from vmm.passwords import LEGACY_SCHEMES
@@ -70,8 +69,6 @@ class PostfixContext:
     relay_login: str
     # postfix-mta-sts-resolver's socketmap, "host:port" (images/mta-sts).
     mta_sts_resolver: str
-    # The local copy of the hosted names (vmm/domaincache.py).
-    domain_cache: str
 
 
 @dataclass(frozen=True)
@@ -259,7 +256,6 @@ def context_for(service: str, runtime: Runtime) -> Context:
             send_policy_port=runtime.send_policy_port,
             auth_relay_port=runtime.auth_relay_port,
             mta_sts_resolver=f"{runtime.mta_sts_host}:{runtime.mta_sts_port}",
-            domain_cache=str(domaincache.PATH),
             db_host=runtime.db_host,
             common=common,
         )

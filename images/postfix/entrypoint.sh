@@ -1,6 +1,5 @@
 #!/usr/bin/env bash
-# Render the configuration, repair the queue if need be, copy the hosted domain names,
-# reload Postfix whenever the certificate is replaced, copy its log file to the output,
+# Render the configuration, repair the queue if need be, reload Postfix whenever the certificate is replaced, copy its log file to the output,
 # run Postfix in the foreground.
 set -euo pipefail
 vmm-render postfix /etc/postfix postfix
@@ -13,7 +12,6 @@ fi
 # several seconds while the whole stack restarts at once); a configuration error still
 # stops the master at once, with its reason in the log.
 touch /var/spool/postfix/quick-start
-vmm-domains
 vmm-tls-reload postfix reload &
 vmm-maillog &
 exec postfix start-fg

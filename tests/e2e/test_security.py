@@ -353,8 +353,8 @@ def _process_owners(stack: Stack, service: str) -> dict[str, set[str]]:
 # The certificate watcher (images/base/vmm-tls-reload) and its sleep stay root to reload
 # their daemon's master; they read one file's status and talk to nobody.
 # The entrypoints' helpers in the background (the certificate's reload, Postfix's log
-# copy and domain copy) stay root: they read root's files (the log, the role password).
-RELOAD_WATCHER = {"vmm-tls-reload", "vmm-maillog", "tail", "vmm-domains", "python3", "sleep"}
+# copy) stay root: they read root's files (the certificate's key, the log).
+RELOAD_WATCHER = {"vmm-tls-reload", "vmm-maillog", "tail", "sleep"}
 
 
 def test_daemons_drop_root(accounts: Stack) -> None:

@@ -8,14 +8,13 @@ import imaplib
 import json
 import poplib
 import smtplib
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from tests.e2e.conftest import Stack, mail_log, wait_for_log, wait_until_delivered
 from tests.mail import message, tls_context
-from vmm import domaincache, passwords
+from vmm import passwords
 from vmm.errors import ExitCode
 
 PW = "correct horse"
@@ -98,31 +97,6 @@ def test_relocated_user_is_refused_with_postfix_relocated_reply(stack: Stack) ->
     code, reply = stack.rcpt("dave@reloc.example")
     assert code == 550
     assert reply.startswith(b"5.1.6") and b"moved to dave@elsewhere.example" in reply
-
-
-def test_a_new_domain_is_served_at_once_and_reaches_postfixs_local_copy(stack: Stack) -> None:
-    """Postfix reads the hosted names from a local copy first (vmm/domaincache.py): a
-    domain added since its last refresh is asked of PostgreSQL, and the copy has it
-    within the refresh interval; a deleted one leaves it as soon."""
-    copy = f"hash:{domaincache.PATH}"
-
-    def in_copy(domain: str) -> bool:
-        return stack.exec("postfix", "postmap", "-q", domain, copy)[0].strip() == "hosted"
-
-    stack.add_domain("fresh.example")
-    stack.add_account("gina@fresh.example", PW)
-    assert stack.rcpt("gina@fresh.example")[0] == 250
-    deadline = time.monotonic() + domaincache.REFRESH_SECONDS + 15
-    while not in_copy("fresh.example"):
-        assert time.monotonic() < deadline, "the copy never had the new domain"
-        time.sleep(1)
-    assert stack.rcpt("gina@fresh.example")[0] == 250
-    stack.vmm_ok("domaindelete", "fresh.example", "--force")
-    deadline = time.monotonic() + domaincache.REFRESH_SECONDS + 15
-    while in_copy("fresh.example"):
-        assert time.monotonic() < deadline, "the copy kept the deleted domain"
-        time.sleep(1)
-    assert stack.rcpt("gina@fresh.example")[0] == 554  # relaying denied: not ours any more
 
 
 def test_disabled_services_refuse_logins(stack: Stack) -> None:

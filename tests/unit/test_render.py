@@ -47,7 +47,6 @@ CONTEXTS: dict[str, render.Context] = {
         relayhost="",
         relay_login="",
         mta_sts_resolver="mta-sts:8461",
-        domain_cache="/var/lib/vmm/domains",
         db_host="postgres",
         common=COMMON,
     ),

@@ -1,8 +1,5 @@
 -- Fewer lookups a delivery (issue 19; bench/RESULTS.md has the counts).
 --
--- Postfix asks whether a recipient's domain is hosted here twice a recipient; it now
--- reads a local copy of the names first (vmm/domaincache.py, from postfix_domains()).
---
 -- Postfix's address resolver (trivial-rewrite) asked relocated_maps about every
 -- recipient it resolved, once for smtpd and again for qmgr: two queries a recipient for
 -- a table that is nearly always empty. It asks the transport map about each of them
@@ -18,16 +15,6 @@
 -- for an account whose transport refuses mail (vmm's `usertransport ADDRESS
 -- "retry:4.0.0 ..."` or error:): smtpd refuses at RCPT by the transport only an
 -- address that no alias map knows.
-
--- Postfix's copy of the hosted names (vmm/domaincache.py), read before its SQL lookup
--- of a domain: every domain name, primary or alias, in order. From the index: the
--- lookups' tables are never read sequentially (bench metric 3), this reader included.
--- GRANT EXECUTE ON FUNCTION postfix_domains() TO postfix;
-CREATE FUNCTION postfix_domains() RETURNS SETOF text
-LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public SET enable_seqscan = off AS $$
-    SELECT domainname FROM domain_name ORDER BY domainname
-$$;
-GRANT EXECUTE ON FUNCTION postfix_domains() TO postfix;
 
 -- Postfix: transport_maps. Parameters: local part (%u), domain (%d). Result: the
 -- account's transport (its own or its domain's); for a relocated user, the error
