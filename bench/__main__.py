@@ -10,6 +10,7 @@ import imaplib
 import json
 import os
 import platform
+import re
 import smtplib
 import statistics
 import sys
@@ -19,7 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench import delivery, imap, latency, movein, provisioning
-from bench.stack import PROJECT, ROOT, compose, exec_in, run, vmm, wait_healthy
+from bench.stack import PROJECT, ROOT, by_service, compose, exec_in, run, vmm, wait_healthy
 from tests.mail import tls_context
 
 RESULTS = ROOT / "bench" / "results"
@@ -38,8 +39,6 @@ IMAGES = [
 ]
 # The monitoring profile's, not part of the default stack: reported, no target.
 MONITORING_IMAGES = ["vmm-prometheus", "vmm-exporters"]
-# Dovecot's default_idle_kill_interval (doveconf), seconds.
-DOVECOT_IDLE_KILL = 60
 PASSWORD = "bench-password"  # noqa: S105 (the bench accounts' throwaway password)
 
 
@@ -140,13 +139,7 @@ def stack_rss_mb(*profiles: str) -> dict[str, float]:
     """Resident memory of each service by docker stats: the services of compose.yaml (with
     ``profiles``), not the test DNS that the bench adds (tests/e2e/dns.yaml, 38 MiB)."""
     product = _services(*profiles)
-    names = {
-        name: service
-        for name, service in (
-            line.split() for line in compose("ps", "--format", "{{.Name}} {{.Service}}").splitlines()
-        )
-        if service in product
-    }
+    names = {name: service for service, name in by_service("{{.Names}}").items() if service in product}
     out = run("docker", "stats", "--no-stream", "--format", "{{.Name}} {{.MemUsage}}", *names)
     found: dict[str, float] = {}
     for line in out.splitlines():
@@ -175,14 +168,23 @@ def _drop_page_cache() -> None:
         print(f"memory at rest counts the page cache: {error}", file=sys.stderr)
 
 
+def _seconds(duration: str) -> int:
+    """A daemon's time setting in seconds: Postfix's "100s", Dovecot's "1 mins"."""
+    match = re.fullmatch(r"(\d+)\s*([a-z]*)", duration.strip())
+    if not match:
+        raise ValueError(f"not a duration: {duration!r}")
+    return int(match[1]) * {"": 1, "s": 1, "m": 60, "h": 3600}[match[2][:1]]
+
+
 def rest_after_work_mb() -> dict[str, float]:
     """Memory at rest after the delivery and login runs, not after a restart: once the
     processes those runs started have exited by the daemons' own idle timeouts, Postfix's
     max_idle and then Dovecot's (idle processes are counted for one interval and killed
     at the end of the next). What the daemons hold, without the kernel's cache of the
     files they wrote."""
-    postfix = int(exec_in("postfix", "postconf", "-h", "max_idle").strip().rstrip("s"))
-    time.sleep(postfix + 2 * DOVECOT_IDLE_KILL)
+    postfix = _seconds(exec_in("postfix", "postconf", "-h", "max_idle"))
+    dovecot = _seconds(exec_in("dovecot", "doveconf", "-h", "default_idle_kill_interval"))
+    time.sleep(postfix + 2 * dovecot)
     _drop_page_cache()
     return stack_rss_mb()
 

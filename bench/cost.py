@@ -19,12 +19,11 @@ ENGINE = ("dockerd", "containerd", "containerd-shim")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _containers() -> dict[str, tuple[str, int]]:
-    """service -> (container name, its init process) of the running stack."""
-    return {
-        service: (name, int(run("docker", "inspect", "-f", "{{.State.Pid}}", name)))
-        for service, name in by_service("{{.Names}}").items()
-    }
+def _init_processes() -> dict[str, int]:
+    """service -> the init process of its container, in the running stack."""
+    names = by_service("{{.Names}}")
+    pids = run("docker", "inspect", "-f", "{{.State.Pid}}", *names.values()).split()
+    return {service: int(pid) for service, pid in zip(names, pids, strict=True)}
 
 
 def _cgroup_cpu_seconds(pid: int) -> float:
@@ -75,7 +74,7 @@ class Snapshot:
     def take(cls) -> Snapshot:
         return cls(
             at=time.time(),
-            containers={service: _cgroup_cpu_seconds(pid) for service, (_, pid) in _containers().items()},
+            containers={service: _cgroup_cpu_seconds(pid) for service, pid in _init_processes().items()},
             engine=_process_cpu_seconds(ENGINE),
             busy=_busy_cpu_seconds(),
         )
@@ -95,7 +94,7 @@ def cpu_ms_per_delivery(before: Snapshot, after: Snapshot, deliveries: int) -> d
 def log_per_message(before: Snapshot, after: Snapshot, messages: int) -> dict[str, tuple[float, float]]:
     """(lines, bytes) each service logged a message between the two snapshots."""
     found: dict[str, tuple[float, float]] = {}
-    for service, (name, _) in _containers().items():
+    for service, name in by_service("{{.Names}}").items():
         # Both streams: a daemon's output is either, and Docker keeps both.
         out = subprocess.run(
             ["docker", "logs", "--since", f"{before.at:.3f}", "--until", f"{after.at:.3f}", name],

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Render the configuration, repair the queue if need be, reload Postfix whenever the certificate is replaced, copy its log file to the output,
-# run Postfix in the foreground.
+# Render the configuration, repair the queue if need be, reload Postfix whenever the
+# certificate is replaced, copy its log file to the output, run Postfix in the foreground.
 set -euo pipefail
 vmm-render postfix /etc/postfix postfix
 # The queue lives on a volume: a restore or copy may lose ownership and modes. Repairing

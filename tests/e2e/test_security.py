@@ -350,11 +350,10 @@ def _process_owners(stack: Stack, service: str) -> dict[str, set[str]]:
     return owners
 
 
-# The certificate watcher (images/base/vmm-tls-reload) and its sleep stay root to reload
-# their daemon's master; they read one file's status and talk to nobody.
-# The entrypoints' helpers in the background (the certificate's reload, Postfix's log
-# copy) stay root: they read root's files (the certificate's key, the log).
-RELOAD_WATCHER = {"vmm-tls-reload", "vmm-maillog", "tail", "sleep"}
+# The entrypoints' helpers in the background stay root and talk to nobody: the
+# certificate watcher (images/base/vmm-tls-reload) reloads its daemon's master, and
+# Postfix's log copy (images/postfix/vmm-maillog) reads postlogd's file (root's, 0600).
+HELPERS = {"vmm-tls-reload", "vmm-maillog", "tail", "sleep"}
 
 
 def test_daemons_drop_root(accounts: Stack) -> None:
@@ -365,7 +364,7 @@ def test_daemons_drop_root(accounts: Stack) -> None:
         dovecot = _process_owners(accounts, "dovecot")
     imap.logout()
     assert postfix["smtpd"] == {"postfix"} and postfix["qmgr"] == {"postfix"}
-    assert {name for name, users in postfix.items() if "root" in users} <= {"master", *RELOAD_WATCHER}
+    assert {name for name, users in postfix.items() if "root" in users} <= {"master", *HELPERS}
     assert dovecot["imap-login"] == {"dovenull"}
     assert all(uid.isdigit() and int(uid) >= 70000 for uid in dovecot["imap"]), dovecot["imap"]
     # The processes that talk to clients or to PostgreSQL run unprivileged. Dovecot's
@@ -374,7 +373,7 @@ def test_daemons_drop_root(accounts: Stack) -> None:
     assert dovecot["auth"] == {"dovecot"}  # runs the (asynchronous) PostgreSQL lookups
     assert dovecot.get("auth-worker", {"dovecot"}) == {"dovecot"}
     rooted = {name for name, users in dovecot.items() if "root" in users}
-    assert rooted <= {"dovecot", "config", "log", "anvil", "lmtp", "quota-status", *RELOAD_WATCHER}, rooted
+    assert rooted <= {"dovecot", "config", "log", "anvil", "lmtp", "quota-status", *HELPERS}, rooted
     postgres = _process_owners(accounts, "postgres")
     assert postgres["postgres"] == {"postgres"}
     assert _process_owners(accounts, "pgbouncer")["pgbouncer"] == {"postgres"}
