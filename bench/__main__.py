@@ -19,7 +19,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench import delivery, imap, latency, movein, provisioning
+from bench import delivery, imap, latency, lookupcost, movein, provisioning
 from bench.stack import PROJECT, ROOT, by_service, compose, exec_in, run, vmm, wait_healthy
 from tests.mail import tls_context
 
@@ -200,6 +200,7 @@ class Scale:
     restart: bool
     settle: bool  # wait for the daemons' idle processes to exit before "at rest"
     movein: tuple[int, int] = (1000, 20)  # accounts, messages each, moved in by migrate-from
+    lookup_scale: int = 1_000_000  # accounts added to time the lookups again (bench/lookupcost.py)
 
 
 FULL = Scale(
@@ -216,6 +217,7 @@ SMOKE = Scale(
     restart=False,
     settle=False,
     movein=(5, 2),
+    lookup_scale=2_000,
 )
 PACED = (0.2, 0.5, 0.8, 1.0)  # shares of metric 1's rate
 
@@ -448,6 +450,18 @@ def measure(scale: Scale) -> tuple[list[Row], dict[str, object], list[latency.Le
     # leaves them.
     run("docker", "network", "rm", f"{PROJECT}_monitoring")
     run("docker", "volume", "rm", f"{PROJECT}_metrics")
+    # Last: the million accounts it adds (and removes) would weigh on every figure above.
+    small, large = lookupcost.at_scale(scale.lookup_scale)
+    rows.append(
+        Row(
+            f"3 PostgreSQL time per lookup with {scale.lookup_scale:,} more accounts",
+            large,
+            small,
+            "us",
+            "ratio <= 1.5 (the same cost)",
+            large / small <= 1.5,
+        )
+    )
     extra: dict[str, object] = {
         "sql": sql_stats,
         "cpu_ms": ours.cpu_ms,

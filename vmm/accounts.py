@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from psycopg.rows import class_row, scalar_row
 
-from vmm import aliases, domains
+from vmm import aliases, backends, domains
 from vmm.addresses import EmailAddress
 from vmm.db import Connection
 from vmm.domains import Domain
@@ -33,6 +33,7 @@ class Account(HasLimits):
     sieve: bool
     own_services: bool
     local_part: str
+    backend: str | None  # the Dovecot backend holding its mail (vmm/backends.py)
 
 
 # The account at an address: one view (schema 0005_account_address.sql) that Postfix's
@@ -40,7 +41,7 @@ class Account(HasLimits):
 _SELECT = """
     SELECT uid, gid, canonical AS address, home, name, note, transport, own_transport,
            quota_bytes, quota_messages, own_quota, smtp, pop3, imap, sieve, own_services,
-           local_part
+           local_part, backend
       FROM account_address
 """
 
@@ -106,9 +107,10 @@ def add(
     conn: Connection, address: EmailAddress, domain: Domain, password_hash: str, note: str | None
 ) -> Account:
     claim(conn, domain, address)
+    [backend] = backends.place(conn)
     conn.execute(
-        "INSERT INTO users (gid, local_part, passwd, note) VALUES (%s, %s, %s, %s)",
-        (domain.gid, address.local_part, password_hash, note),
+        "INSERT INTO users (gid, local_part, passwd, note, backend) VALUES (%s, %s, %s, %s, %s)",
+        (domain.gid, address.local_part, password_hash, note, backend),
     )
     return get(conn, address)
 
@@ -182,21 +184,23 @@ def set_transport(conn: Connection, account: Account, transport: str | None) -> 
     conn.execute("UPDATE users SET transport = %s WHERE uid = %s", (transport, account.uid))
 
 
-def add_many(conn: Connection, rows: list[tuple[int, str, str]]) -> list[tuple[int, int, str]]:
+def add_many(conn: Connection, rows: list[tuple[int, str, str]]) -> list[tuple[int, int, str | None]]:
     """Bulk insert of (gid, local part, hash) with COPY, PostgreSQL's fastest way in;
-    returns (uid, gid, local part) in uid order (Maildirs made in that order are made
+    returns (uid, gid, backend) in uid order (Maildirs made in that order are made
     fastest). The uids come from the identity's sequence first, so no read-back is
-    needed. The caller has locked the domains and checked that no address is in use."""
+    needed. Each is placed on a backend (vmm/backends.py). The caller has locked the
+    domains and checked that no address is in use."""
     uids = sorted(
         int(str(uid))
         for (uid,) in conn.execute(
             "SELECT nextval(pg_get_serial_sequence('users', 'uid')) FROM generate_series(1, %s)", (len(rows),)
         )
     )
-    with conn.cursor().copy("COPY users (uid, gid, local_part, passwd) FROM STDIN") as copy:
-        for uid, row in zip(uids, rows, strict=True):
-            copy.write_row((uid, *row))
-    return [(uid, gid, local) for uid, (gid, local, _) in zip(uids, rows, strict=True)]
+    placed = backends.place(conn, len(rows))
+    with conn.cursor().copy("COPY users (uid, gid, local_part, passwd, backend) FROM STDIN") as copy:
+        for uid, row, backend in zip(uids, rows, placed, strict=True):
+            copy.write_row((uid, *row, backend))
+    return [(uid, gid, backend) for uid, (gid, _, _), backend in zip(uids, rows, placed, strict=True)]
 
 
 def homes(conn: Connection, uids: list[int]) -> dict[int, str]:

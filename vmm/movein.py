@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from vmm import mailboxes, passwords, provisioning, settings
+from vmm import backends, mailboxes, passwords, provisioning, settings
 from vmm.db import Connection, first_line
 from vmm.errors import DatabaseError, FileSystemError, InvalidValue, NotFound, VmmError
 from vmm.limits import SERVICES
@@ -432,7 +432,8 @@ def store(conn: Connection, old: Installation, base: Path, stack_lmtp: str, conf
                 "INSERT INTO domain_name (domainname, gid, is_primary) VALUES (%s, %s, %s)",
                 (name, domain.gid, primary),
             )
-    for account in old.accounts:
+    placed = backends.place(conn, len(old.accounts))
+    for account, backend in zip(old.accounts, placed, strict=True):
         transport = stack_lmtp if account.transport in LOCAL_TRANSPORTS else account.transport
         quota = account.quota or (None, None)
         services: list[bool | None] = [None] * len(SERVICES)
@@ -440,10 +441,10 @@ def store(conn: Connection, old: Installation, base: Path, stack_lmtp: str, conf
             services = [account.services[s] for s in SERVICES]
         conn.execute(
             "INSERT INTO users (uid, gid, local_part, passwd, name, note, transport, quota_bytes,"
-            " quota_messages, smtp, pop3, imap, sieve)"
-            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            " quota_messages, smtp, pop3, imap, sieve, backend)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
             (account.uid, account.gid, account.local_part, account.passwd, account.name, account.note,
-             transport, *quota, *services),
+             transport, *quota, *services, backend),
         )  # fmt: skip
     for gid, address, destination in old.aliases:
         conn.execute(

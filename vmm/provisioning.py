@@ -56,7 +56,8 @@ def create_account(
     domain = domains.get(session.conn, address.domain)
     hashed = session.password_policy.hash_new(new_password())
     account = accounts.add(session.conn, address, domain, hashed, note)
-    create_maildir(session, Path(account.home), account.uid, account.gid)
+    if account.backend is None:
+        create_maildir(session, Path(account.home), account.uid, account.gid)
     return account
 
 
@@ -78,8 +79,10 @@ def create_maildir(session: Session, home: Path, uid: int, gid: int) -> None:
 
 @dataclass(frozen=True)
 class Imported:
-    """What `import` stored: the new accounts' (uid, gid, home), and its phases."""
+    """What `import` stored: the (uid, gid, home) of the new accounts whose Maildirs
+    are this stack's to create (not those on a backend), and its phases."""
 
+    imported: int
     created: list[tuple[int, int, Path]]
     hashed: int
     hash_seconds: float
@@ -144,7 +147,8 @@ def import_accounts(session: Session, rows: list[tuple[str, str]]) -> Imported:
     stored_in = time.monotonic() - started - hashed_in
     home = accounts.homes(session.conn, [uid for uid, _, _ in created])
     return Imported(
-        [(uid, gid, Path(home[uid])) for uid, gid, _ in created],
+        len(created),
+        [(uid, gid, Path(home[uid])) for uid, gid, backend in created if backend is None],
         len(plain),
         hashed_in,
         workers,

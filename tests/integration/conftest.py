@@ -23,13 +23,14 @@ from testcontainers.core.container import DockerContainer
 import vmm.cli
 
 ROOT = Path(__file__).resolve().parents[2]
-TABLES = "settings, alias, relocated, users, domain_name, domain_data"
+TABLES = "settings, alias, relocated, users, domain_name, domain_data, mail_backend"
 # Every row of every table, comparable before and after a command.
 DUMP = """SELECT 'domain', d::text FROM domain_data d
           UNION ALL SELECT 'name', n::text FROM domain_name n
           UNION ALL SELECT 'user', u::text FROM users u
           UNION ALL SELECT 'alias', a::text FROM alias a
           UNION ALL SELECT 'relocated', r::text FROM relocated r
+          UNION ALL SELECT 'backend', b::text FROM mail_backend b
           UNION ALL SELECT 'setting', s::text FROM settings s ORDER BY 1, 2"""
 
 
@@ -93,8 +94,12 @@ class Cli:
             password=(Path(self.env["VMM_SECRETS_DIR"]) / "vmm" / "password").read_text(),
             autocommit=True,
         ) as conn:
+            # Several statements run as one transaction; the rows are the last one's.
             cursor = conn.execute(query.encode())
-            return cursor.fetchall() if cursor.description else []
+            rows = cursor.fetchall() if cursor.description else []
+            while cursor.nextset():
+                rows = cursor.fetchall() if cursor.description else []
+            return rows
 
 
 def _run_in_child(args: tuple[str, ...], env: dict[str, str], stdin: int, stdout: int, stderr: int) -> None:

@@ -94,6 +94,7 @@ def userinfo(
                 "own_quota": account.own_quota,
                 "services": account.services,
                 "own_services": account.own_services,
+                "backend": account.backend,
                 "aliases": [alias for alias, _ in pointing],
                 "disk_usage": usage,
             }
@@ -111,6 +112,7 @@ def userinfo(
         ("Transport", account.transport),
         *((service.upper(), "enabled" if on else "disabled") for service, on in account.services.items()),
         ("Note", account.note or "None"),
+        *((("Backend", account.backend),) if account.backend else ()),
     ]
     if usage is not None:
         rows.append(("Disk Usage", format_storage(usage) if usage else "0 B"))

@@ -70,7 +70,7 @@ def import_(
     if as_json:
         show_json(
             {
-                "imported": len(report.created),
+                "imported": report.imported,
                 "hashed": report.hashed,
                 "hash_seconds": round(report.hash_seconds, 3),
                 "workers": report.workers,
@@ -82,11 +82,11 @@ def import_(
         return
     typer.echo(
         f"hashed {report.hashed} passwords in {report.hash_seconds:.3f} s on {report.workers} processes; "
-        f"stored {len(report.created)} rows in {report.store_seconds:.3f} s; "
+        f"stored {report.imported} rows in {report.store_seconds:.3f} s; "
         f"created the Maildirs and committed in {rest:.3f} s",
         err=True,
     )
-    typer.echo(f"imported {len(report.created)} accounts")
+    typer.echo(f"imported {report.imported} accounts")
 
 
 @app.command("migrate-from")

@@ -1,0 +1,54 @@
+"""Mail backend subcommands (not in vmm(1)): the Dovecot servers that each hold the mail
+of the accounts pinned to them, behind the proxy tier (vmm/backends.py)."""
+
+from __future__ import annotations
+
+import typer
+
+from vmm import backends
+from vmm.cli.app import command
+from vmm.cli.options import JsonOption
+from vmm.cli.output import show_json
+from vmm.session import open_session
+
+
+@command("backendadd", "ba")
+def backendadd(name: str, host: str) -> None:
+    """Add a mail backend NAME that the proxies reach at HOST. New accounts are placed on
+    the accepting backend with the fewest accounts; the first backend added receives
+    every account that has none yet (the mail of the stack's one Dovecot until now)."""
+    with open_session() as session:
+        received = backends.add(session.conn, name, host)
+    if received:
+        typer.echo(f"{received} existing accounts are now on {name}")
+
+
+@command("backendaccept", "bx")
+def backendaccept(name: str, accepting: bool) -> None:
+    """Whether new accounts may be placed on the backend NAME (yes or no); its accounts
+    stay where they are."""
+    with open_session() as session:
+        backends.set_accepting(session.conn, name, accepting)
+
+
+@command("backenddelete", "bd")
+def backenddelete(name: str) -> None:
+    """Delete a backend that holds no accounts."""
+    with open_session() as session:
+        backends.delete(session.conn, name)
+
+
+@command("backendlist", "bl")
+def backendlist(as_json: JsonOption = False) -> None:
+    """List the mail backends: host, whether they accept new accounts, how many they hold."""
+    with open_session() as session:
+        found = backends.listing(session.conn)
+    if as_json:
+        show_json([vars(backend) for backend in found])
+        return
+    typer.echo("Mail backends\n-------------")
+    for backend in found or []:
+        state = "accepting" if backend.accepting else "closed to new accounts"
+        typer.echo(f"\t{backend.name}  {backend.host}  {state}  {backend.accounts} accounts")
+    if not found:
+        typer.echo("\tNone (one Dovecot holds every mailbox)")
