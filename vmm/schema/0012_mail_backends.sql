@@ -40,10 +40,10 @@ SELECT u.uid, u.gid, u.local_part, n.domainname, n.is_primary,
 -- The proxy tier's passdb (IMAP, POP3, ManageSieve logins, LMTP deliveries, and the
 -- SMTP AUTH that Postfix asks of it). Parameters: local part, domain, protocol. Result:
 -- the canonical user, its password (the proxy checks it before it connects; the backend
--- checks it again with dovecot_password), and proxy/host naming the backend. A login to
--- a service the account may not use finds no row, as dovecot_password does; a delivery
--- (lmtp) is no login and is always proxied. An account on no backend finds no row either: in a
--- stack with backends every account has one (vmm/backends.py).
+-- checks it again), and proxy/host naming the backend. A login finds a row only where
+-- dovecot_password (0010) finds one, which holds the rule of which services an account
+-- may use; a delivery (lmtp) is no login and is always proxied. An account on no
+-- backend finds no row: in a stack with backends every account has one (vmm/backends.py).
 -- GRANT EXECUTE ON FUNCTION dovecot_proxy(text, text, text) TO dovecot;
 CREATE FUNCTION dovecot_proxy(the_local text, the_domain text, the_protocol text)
 RETURNS TABLE ("user" text, password text, proxy text, host text)
@@ -52,15 +52,8 @@ BEGIN
     RETURN QUERY SELECT a.canonical, a.passwd, 'y'::text, b.host
       FROM account_address a JOIN mail_backend b ON b.name = a.backend
      WHERE a.domainname = lower(the_domain) AND a.local_part = lower(the_local)
-       AND CASE lower(the_protocol)
-             WHEN 'imap' THEN a.imap
-             WHEN 'pop3' THEN a.pop3
-             WHEN 'smtp' THEN a.smtp
-             WHEN 'sieve' THEN a.sieve
-             WHEN 'managesieve' THEN a.sieve
-             WHEN 'lmtp' THEN true
-             ELSE false
-           END;
+       AND (lower(the_protocol) = 'lmtp'
+            OR EXISTS (SELECT 1 FROM dovecot_password(the_local, the_domain, the_protocol, '{}')));
 END
 $$;
 GRANT EXECUTE ON FUNCTION dovecot_proxy(text, text, text) TO dovecot;
