@@ -14,7 +14,7 @@ from psycopg.rows import class_row
 from vmm.db import Connection
 from vmm.errors import AlreadyExists, Conflict, InvalidValue, NotFound
 
-# As the table's checks: a DNS label for the name, a host name or address for the host.
+# A DNS label for the name, a host name or address for the host.
 _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
 _HOST = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?")
 
@@ -72,16 +72,17 @@ def add(conn: Connection, name: str, host: str) -> int:
     ).fetchone()
     if clash is not None:
         raise AlreadyExists(f"the backend {clash[0]} already exists with that name or host")
-    first = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM mail_backend)").fetchone()
+    first = conn.execute("SELECT NOT EXISTS (SELECT 1 FROM mail_backend)").fetchone() == (True,)
     conn.execute("INSERT INTO mail_backend (name, host) VALUES (%s, %s)", (name, host))
-    if first is None or not first[0]:
+    if not first:
         return 0
     return conn.execute("UPDATE users SET backend = %s WHERE backend IS NULL", (name,)).rowcount
 
 
 def set_accepting(conn: Connection, name: str, accepting: bool) -> None:
-    get(conn, name)
-    conn.execute("UPDATE mail_backend SET accepting = %s WHERE name = %s", (accepting, name))
+    updated = conn.execute("UPDATE mail_backend SET accepting = %s WHERE name = %s", (accepting, name))
+    if not updated.rowcount:
+        raise NotFound(f"the backend {name} does not exist")
 
 
 def delete(conn: Connection, name: str) -> None:

@@ -47,7 +47,7 @@ def backendlist(as_json: JsonOption = False) -> None:
         show_json([vars(backend) for backend in found])
         return
     typer.echo("Mail backends\n-------------")
-    for backend in found or []:
+    for backend in found:
         state = "accepting" if backend.accepting else "closed to new accounts"
         typer.echo(f"\t{backend.name}  {backend.host}  {state}  {backend.accounts} accounts")
     if not found:

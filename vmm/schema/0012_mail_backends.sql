@@ -6,9 +6,10 @@
 -- A single-host stack has no backends: users.backend stays NULL and its one Dovecot
 -- serves everyone, as before.
 CREATE TABLE mail_backend (
-    name      text PRIMARY KEY CHECK (name ~ '^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$'),
+    -- The name and host are checked by vmm/backends.py, their one writer.
+    name      text PRIMARY KEY,
     -- Where the proxies reach it: a host name or address that Dovecot's proxy connects to.
-    host      text NOT NULL UNIQUE CHECK (host ~ '^[A-Za-z0-9]([A-Za-z0-9.:-]*[A-Za-z0-9])?$'),
+    host      text NOT NULL UNIQUE,
     -- New accounts are placed only on accepting backends (vmm/backends.py).
     accepting boolean NOT NULL DEFAULT true
 );
