@@ -45,6 +45,7 @@ class Common(TypedDict):
     tls_key: str
     first_id: int
     recipient_delimiter: str
+    dovecot_role: str
 
 
 @dataclass(frozen=True)
@@ -234,6 +235,7 @@ def context_for(service: str, runtime: Runtime) -> Context:
         "tls_key": str(runtime.tls_key),
         "first_id": FIRST_ID,
         "recipient_delimiter": runtime.recipient_delimiter,
+        "dovecot_role": runtime.dovecot_role,
     }
     if service == "postfix":
         return PostfixContext(

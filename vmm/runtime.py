@@ -53,6 +53,9 @@ DEFAULT_DNSBL = (
     "zen.spamhaus.org=127.0.0.[2..11]*3 bl.spamcop.net=127.0.0.2*2 list.dnswl.org=127.0.[0..255].[1..3]*-2"
 )
 
+# VMM_DOVECOT_ROLE (Runtime.dovecot_role).
+DOVECOT_ROLES = ("single", "proxy", "backend")
+
 
 @dataclass(frozen=True)
 class Runtime:
@@ -68,6 +71,12 @@ class Runtime:
     db_pool_host: str
     db_pool_port: int
     dovecot_host: str
+    # What the Dovecot container is (docs/scaling.md): "single", the one Dovecot that
+    # holds all mail; "proxy", the tier in front of the mail backends that sends every
+    # login and delivery to the backend of its account (mail_backend in PostgreSQL); or
+    # "backend", one of those, reached only by the proxies. Postfix reads it too: behind
+    # a proxy no Dovecot can answer its quota question at RCPT time.
+    dovecot_role: str
     postfix_host: str
     lmtp_port: int
     auth_port: int
@@ -159,6 +168,7 @@ class Runtime:
             db_pool_host=env.get("VMM_DB_POOL_HOST", "pgbouncer"),
             db_pool_port=int(env.get("VMM_DB_POOL_PORT", "6432")),
             dovecot_host=env.get("VMM_DOVECOT_HOST", "dovecot"),
+            dovecot_role=_one_of("VMM_DOVECOT_ROLE", env.get("VMM_DOVECOT_ROLE") or "single", DOVECOT_ROLES),
             postfix_host=env.get("VMM_POSTFIX_HOST", "postfix"),
             lmtp_port=int(env.get("VMM_LMTP_PORT", "24")),
             auth_port=int(env.get("VMM_AUTH_PORT", "12345")),

@@ -27,6 +27,7 @@ COMMON: render.Common = {
     "tls_key": "/etc/vmm/tls/key.pem",
     "first_id": 70000,
     "recipient_delimiter": "+",
+    "dovecot_role": "single",
 }
 CONTEXTS: dict[str, render.Context] = {
     "postgres": render.PostgresContext(),
@@ -109,6 +110,36 @@ def test_rendered_configs_match_the_golden_files(service: str, tmp_path: Path) -
     assert {p.relative_to(tmp_path) for p in written} == expected
 
 
+def _rendered(service: str, role: str, name: str, tmp_path: Path) -> str:
+    """``name`` of ``service`` as rendered for a stack whose Dovecot has ``role``."""
+    context = CONTEXTS[service]
+    assert isinstance(context, render.PostfixContext | render.DovecotContext)
+    common: render.Common = {**COMMON, "dovecot_role": role}
+    render.render(service, dataclasses.replace(context, common=common), tmp_path, TEMPLATES)
+    return (tmp_path / name).read_text()
+
+
+def test_the_proxy_tier_routes_logins_and_deliveries_to_backends(tmp_path: Path) -> None:
+    proxy = _rendered("dovecot", "proxy", "dovecot.conf", tmp_path / "proxy")
+    assert "lmtp_proxy = yes" in proxy
+    assert "FROM dovecot_proxy('%{user|username}', '%{user|domain}', '%{protocol}')" in proxy
+    assert "pass = %{password}" in proxy
+    # It holds no mail: no userdb, no quota-status, and Postfix does not ask for one.
+    assert "userdb sql" not in proxy and "service quota-status" not in proxy
+    quota_status = f"check_policy_service inet:dovecot:{COMMON['quota_status_port']}"
+    assert quota_status not in _rendered("postfix", "proxy", "main.cf", tmp_path / "postfix")
+    assert quota_status in _rendered("postfix", "single", "main.cf", tmp_path / "postfix-single")
+    single = _rendered("dovecot", "single", "dovecot.conf", tmp_path / "single")
+    assert "lmtp_proxy" not in single and "service quota-status" in single
+
+
+def test_a_backend_takes_logins_from_the_proxies_without_tls(tmp_path: Path) -> None:
+    backend = _rendered("dovecot", "backend", "dovecot.conf", tmp_path)
+    assert "auth_allow_cleartext = yes" in backend
+    assert "login_trusted_networks = 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16" in backend
+    assert "FROM dovecot_password(" in backend and "FROM dovecot_user(" in backend
+
+
 def test_partials_are_not_written(tmp_path: Path) -> None:
     written = render.render("postfix", CONTEXTS["postfix"], tmp_path, TEMPLATES)
     assert not [path for path in written if path.name.startswith("_")]
@@ -144,6 +175,12 @@ def test_the_filter_failure_setting_decides_postfixs_milter_default_action(
 def test_an_unknown_filter_failure_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("VMM_FILTER_FAILURE", "drop")
     with pytest.raises(InvalidValue, match="VMM_FILTER_FAILURE must be one of defer, pass"):
+        Runtime.from_env()
+
+
+def test_an_unknown_dovecot_role_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("VMM_DOVECOT_ROLE", "director")
+    with pytest.raises(InvalidValue, match="VMM_DOVECOT_ROLE must be one of single, proxy, backend"):
         Runtime.from_env()
 
 

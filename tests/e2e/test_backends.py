@@ -1,0 +1,108 @@
+"""Mail backends behind Dovecot's proxy tier (tests/e2e/backends.yaml): every account is
+pinned to one backend in PostgreSQL, and every delivery (Postfix's LMTP) and every login
+(IMAP, POP3, ManageSieve) through the proxy reaches that backend and no other. A stopped
+backend defers its own users' mail, with temporary failures only, and nobody else's."""
+
+from __future__ import annotations
+
+import json
+import poplib
+import time
+
+import pytest
+
+from tests.e2e.conftest import Stack, mail_log, wait_until_delivered
+from tests.mail import message, tls_context
+
+pytestmark = pytest.mark.e2e
+
+STACK_FILES = ["tests/e2e/backends.yaml"]
+PW = "backend test password"
+SENDER = "sender@sender.example"
+
+
+@pytest.fixture(scope="module")
+def pinned(stack: Stack) -> dict[str, str]:
+    """Two backends, then four accounts: each address with the backend it is pinned to."""
+    stack.vmm_ok("backendadd", "b1", "dovecot-b1")
+    stack.vmm_ok("backendadd", "b2", "dovecot-b2")
+    backends = {}
+    for name in ("ann", "bob", "cat", "dan"):
+        address = f"{name}@example.test"
+        stack.add_account(address, PW)
+        backends[address] = json.loads(stack.vmm_ok("userinfo", address, "--json"))["backend"]
+    return backends
+
+
+def _home(stack: Stack, address: str) -> str:
+    return str(json.loads(stack.vmm_ok("userinfo", address, "--json"))["home"])
+
+
+def _inbox_on(stack: Stack, backend: str, address: str) -> int:
+    """The messages in the account's INBOX, as the backend's own Dovecot counts them."""
+    stdout, stderr, code = stack.exec(
+        f"dovecot-{backend}", "doveadm", "-f", "flow", "mailbox", "status", "-u", address, "messages", "INBOX"
+    )
+    assert code == 0, stderr
+    return int(stdout.strip().removeprefix("INBOX messages="))
+
+
+def _deferred(stack: Stack, address: str, timeout: float = 30) -> str:
+    """Postfix's log line that defers mail for ``address``, once there is one; no line
+    may bounce it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in mail_log(stack).splitlines() if f"to=<{address}>" in line]
+        assert not [line for line in lines if "status=bounced" in line], lines
+        deferred = [line for line in lines if "status=deferred" in line]
+        if deferred:
+            return deferred[0]
+        assert time.monotonic() < deadline, f"no deferral for {address}: {lines}"
+        time.sleep(0.3)
+
+
+def test_new_accounts_go_to_the_backend_with_fewest(pinned: dict[str, str]) -> None:
+    assert sorted(pinned.values()) == ["b1", "b1", "b2", "b2"]
+
+
+def test_mail_reaches_the_one_backend_of_its_account(stack: Stack, pinned: dict[str, str]) -> None:
+    for address in pinned:
+        stack.send(SENDER, [address], message(address, dated=True))
+    for address, backend in pinned.items():
+        # Through the proxy's IMAP, as the user reads it.
+        assert len(wait_until_delivered(stack, address, PW)) == 1
+        assert _inbox_on(stack, backend, address) == 1
+        # The other backend holds nothing of it: not even a home.
+        other = {"b1": "b2", "b2": "b1"}[backend]
+        _, _, code = stack.exec(f"dovecot-{other}", "test", "-e", _home(stack, address))
+        assert code != 0, f"{address} has a home on {other} too"
+
+
+def test_pop3_and_managesieve_logins_are_proxied(stack: Stack, pinned: dict[str, str]) -> None:
+    address = next(iter(pinned))
+    client = poplib.POP3("127.0.0.1", stack.port(110), timeout=30)
+    try:
+        client.stls(context=tls_context())
+        client.user(address)
+        client.pass_(PW)
+        assert client.stat()[0] >= 1
+    finally:
+        client.quit()
+    assert stack.managesieve_login(address, PW)
+    assert not stack.managesieve_login(address, "not the password")
+
+
+def test_a_stopped_backend_defers_only_its_own_users(stack: Stack, pinned: dict[str, str]) -> None:
+    up = next(address for address, backend in pinned.items() if backend == "b1")
+    down = next(address for address, backend in pinned.items() if backend == "b2")
+    before = {address: _inbox_on(stack, pinned[address], address) for address in (up, down)}
+    stack.compose_ok("stop", "dovecot-b2")
+    try:
+        stack.send(SENDER, [up, down], message([up, down], dated=True))
+        assert len(wait_until_delivered(stack, up, PW, count=before[up] + 1)) == before[up] + 1
+        assert "dsn=4." in _deferred(stack, down)
+    finally:
+        stack.compose_ok("up", "-d", "--wait", "dovecot-b2")
+    _, stderr, code = stack.exec("postfix", "postqueue", "-f")
+    assert code == 0, stderr
+    assert len(wait_until_delivered(stack, down, PW, count=before[down] + 1)) == before[down] + 1
