@@ -5,6 +5,7 @@ backend defers its own users' mail, with temporary failures only, and nobody els
 
 from __future__ import annotations
 
+import imaplib
 import json
 import poplib
 import time
@@ -101,6 +102,9 @@ def test_a_stopped_backend_defers_only_its_own_users(stack: Stack, pinned: dict[
         stack.send(SENDER, [up, down], message([up, down], dated=True))
         assert len(wait_until_delivered(stack, up, PW, count=before[up] + 1)) == before[up] + 1
         assert "dsn=4." in _deferred(stack, down)
+        with pytest.raises(imaplib.IMAP4.error):
+            stack.imap_login(down, PW).logout()
+        stack.imap_login(up, PW).logout()
     finally:
         stack.compose_ok("up", "-d", "--wait", "dovecot-b2")
     _, stderr, code = stack.exec("postfix", "postqueue", "-f")
