@@ -23,20 +23,22 @@ SENDER = "sender@sender.example"
 
 
 @pytest.fixture(scope="module")
-def pinned(stack: Stack) -> dict[str, str]:
-    """Two backends, then four accounts: each address with the backend it is pinned to."""
+def accounts(stack: Stack) -> dict[str, dict[str, object]]:
+    """Two backends, then four accounts: each address with its `userinfo --json`."""
     stack.vmm_ok("backendadd", "b1", "dovecot-b1")
     stack.vmm_ok("backendadd", "b2", "dovecot-b2")
-    backends = {}
+    infos = {}
     for name in ("ann", "bob", "cat", "dan"):
         address = f"{name}@example.test"
         stack.add_account(address, PW)
-        backends[address] = json.loads(stack.vmm_ok("userinfo", address, "--json"))["backend"]
-    return backends
+        infos[address] = json.loads(stack.vmm_ok("userinfo", address, "--json"))
+    return infos
 
 
-def _home(stack: Stack, address: str) -> str:
-    return str(json.loads(stack.vmm_ok("userinfo", address, "--json"))["home"])
+@pytest.fixture(scope="module")
+def pinned(accounts: dict[str, dict[str, object]]) -> dict[str, str]:
+    """Each address with the backend it is pinned to."""
+    return {address: str(info["backend"]) for address, info in accounts.items()}
 
 
 def _inbox_on(stack: Stack, backend: str, address: str) -> int:
@@ -66,7 +68,9 @@ def test_new_accounts_go_to_the_backend_with_fewest(pinned: dict[str, str]) -> N
     assert sorted(pinned.values()) == ["b1", "b1", "b2", "b2"]
 
 
-def test_mail_reaches_the_one_backend_of_its_account(stack: Stack, pinned: dict[str, str]) -> None:
+def test_mail_reaches_the_one_backend_of_its_account(
+    stack: Stack, pinned: dict[str, str], accounts: dict[str, dict[str, object]]
+) -> None:
     for address in pinned:
         stack.send(SENDER, [address], message(address, dated=True))
     for address, backend in pinned.items():
@@ -75,7 +79,7 @@ def test_mail_reaches_the_one_backend_of_its_account(stack: Stack, pinned: dict[
         assert _inbox_on(stack, backend, address) == 1
         # The other backend holds nothing of it: not even a home.
         other = {"b1": "b2", "b2": "b1"}[backend]
-        _, _, code = stack.exec(f"dovecot-{other}", "test", "-e", _home(stack, address))
+        _, _, code = stack.exec(f"dovecot-{other}", "test", "-e", str(accounts[address]["home"]))
         assert code != 0, f"{address} has a home on {other} too"
 
 
