@@ -94,9 +94,12 @@ def provisioning_to_rcpt(smtp_port: int, rounds: int = 5) -> float:
 
 
 def restart_to_login() -> float:
-    """Seconds from a warm `docker compose restart` to all healthy and an IMAP login."""
+    """Seconds from a warm `docker compose restart` to all healthy and an IMAP login. The
+    stack's services only: the test DNS that the bench adds stands in for the internet,
+    which a postmaster's restart does not restart either."""
+    services = sorted(_services())
     started = time.monotonic()
-    compose("restart")
+    compose("restart", *services)
     wait_healthy()
     context = tls_context()
     while True:

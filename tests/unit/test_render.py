@@ -61,6 +61,7 @@ CONTEXTS: dict[str, render.Context] = {
         db_port=6432,
         lmtp_port=24,
         metrics_port=9900,
+        auth_workers=2,
         common=COMMON,
     ),
     "unbound": render.UnboundContext(("192.0.2.53", "192.0.2.54:5353"), ""),
@@ -170,6 +171,18 @@ def test_the_filter_failure_setting_decides_postfixs_milter_default_action(
     context = render.context_for("postfix", Runtime.from_env())
     render.render("postfix", context, tmp_path / "out", TEMPLATES)
     assert f"milter_default_action = {action}\n" in (tmp_path / "out" / "main.cf").read_text()
+
+
+@pytest.mark.parametrize(("cores", "scanners"), [(1, 1), (2, 1), (5, 1), (6, 2), (16, 4)])
+def test_rspamd_scans_in_one_process_per_five_cores(
+    cores: int, scanners: int, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)))
+    (tmp_path / "secrets" / "metrics").mkdir(parents=True)
+    (tmp_path / "secrets" / "metrics" / "password").write_text("pw\n")
+    monkeypatch.setenv("VMM_SECRETS_DIR", str(tmp_path / "secrets"))
+    render.render("rspamd", render.context_for("rspamd", Runtime.from_env()), tmp_path / "out", TEMPLATES)
+    assert f"count = {scanners};\n" in (tmp_path / "out" / "local.d" / "worker-proxy.inc").read_text()
 
 
 def test_an_unknown_filter_failure_setting_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
