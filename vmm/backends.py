@@ -8,11 +8,15 @@ from __future__ import annotations
 import heapq
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from psycopg.rows import class_row
 
 from vmm.db import Connection
 from vmm.errors import AlreadyExists, Conflict, InvalidValue, NotFound
+
+if TYPE_CHECKING:
+    from vmm.accounts import Account
 
 # A DNS label for the name, a host name or address for the host.
 _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
@@ -112,3 +116,45 @@ def place(conn: Connection, count: int = 1) -> list[str | None]:
         placed.append(name)
         heapq.heappush(load, (accounts + 1, name))
     return placed
+
+
+@dataclass(frozen=True)
+class Move:
+    """An account's mailbox going from one backend to another (`vmm usermove`)."""
+
+    uid: int
+    user: str  # the canonical address: Dovecot's user name
+    source: Backend
+    destination: Backend
+
+
+def plan_move(conn: Connection, account: Account, destination: str) -> Move:
+    """Where the account's mailbox is and where it goes. A move that was interrupted
+    (the account still held, schema 0014) may only be finished, to its own destination."""
+    if account.backend is None:
+        raise Conflict("this stack has no mail backends: one Dovecot holds every mailbox")
+    target = get(conn, destination)
+    row = conn.execute("SELECT moving_to FROM users WHERE uid = %s FOR UPDATE", (account.uid,)).fetchone()
+    held = row[0] if row else None
+    if held is not None and held != target.name:
+        raise Conflict(f"{account.address} is being moved to {held}; finish that move first")
+    if held is None and account.backend == target.name:
+        raise Conflict(f"{account.address} is on the backend {target.name} already")
+    return Move(account.uid, account.address, get(conn, account.backend), target)
+
+
+def hold(conn: Connection, move: Move) -> None:
+    """The proxies refuse the account for now: deliveries defer, logins wait (0014)."""
+    conn.execute("UPDATE users SET moving_to = %s WHERE uid = %s", (move.destination.name, move.uid))
+
+
+def release(conn: Connection, move: Move) -> None:
+    """A move given up: the account stays on its backend and takes mail again."""
+    conn.execute("UPDATE users SET moving_to = NULL WHERE uid = %s", (move.uid,))
+
+
+def switch(conn: Connection, move: Move) -> None:
+    """The account's mail is on its destination from now on."""
+    conn.execute(
+        "UPDATE users SET backend = %s, moving_to = NULL WHERE uid = %s", (move.destination.name, move.uid)
+    )

@@ -89,6 +89,10 @@ class DovecotContext:
     # time each: one worker a core hashes as fast as more would, and each idle worker
     # keeps about 3 MiB and a database connection for Dovecot's five idle minutes.
     auth_workers: int
+    # The proxies' and backends' doveadm service (`vmm usermove`); none on a single host.
+    doveadm_port: int
+    doveadm_http_port: int
+    doveadm_password: str
     # A PostgreSQL array of passwords.LEGACY_SCHEMES, for the passdb query.
     legacy_schemes: str = "{" + ",".join(LEGACY_SCHEMES) + "}"
     # Dovecot refuses a login name with any other character before a lookup: those of
@@ -285,6 +289,9 @@ def context_for(service: str, runtime: Runtime) -> Context:
             db_host=runtime.db_pool_host,
             db_port=runtime.db_pool_port,
             auth_workers=_cores(),
+            doveadm_port=runtime.doveadm_port,
+            doveadm_http_port=runtime.doveadm_http_port,
+            doveadm_password=runtime.doveadm_password() if runtime.dovecot_role != "single" else "",
             common=common,
         )
     raise ValueError(f"no templates for service {service!r}")

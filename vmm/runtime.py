@@ -147,6 +147,10 @@ class Runtime:
     # time for every alert instead of each rule's own (None).
     metrics_port: int
     metrics_interval: int
+    # Dovecot's doveadm service on the proxies and backends: dsync between backends, and
+    # its HTTP API, by which `vmm usermove` copies a mailbox and drains the proxies.
+    doveadm_port: int
+    doveadm_http_port: int
     alert_for: int | None
 
     @property
@@ -210,6 +214,8 @@ class Runtime:
             mta_sts_host=env.get("VMM_MTA_STS_HOST", "mta-sts"),
             mta_sts_port=int(env.get("VMM_MTA_STS_PORT", "8461")),
             metrics_port=int(env.get("VMM_METRICS_PORT", "9900")),
+            doveadm_port=int(env.get("VMM_DOVEADM_PORT", "2425")),
+            doveadm_http_port=int(env.get("VMM_DOVEADM_HTTP_PORT", "8080")),
             metrics_interval=parse_at_least(
                 env.get("VMM_METRICS_INTERVAL") or "30", 1, "VMM_METRICS_INTERVAL"
             ),
@@ -233,11 +239,18 @@ class Runtime:
 
     def db_password(self, role: str) -> str:
         """The password of a database role, from the secrets volume."""
-        path = self.secrets_dir / role / "password"
+        return self._secret(role, f"the {role} database password")
+
+    def doveadm_password(self) -> str:
+        """The password of the Dovecot servers' doveadm service (its HTTP API, and the
+        dsync from one backend to another), from the secrets volume."""
+        return self._secret("doveadm", "the doveadm password")
+
+    def _secret(self, name: str, what: str) -> str:
         try:
-            return path.read_text().strip()
+            return (self.secrets_dir / name / "password").read_text().strip()
         except OSError as exc:
-            raise DatabaseError(f"cannot read the {role} database password: {exc.strerror}") from None
+            raise DatabaseError(f"cannot read {what}: {exc.strerror}") from None
 
     @property
     def tls_cert(self) -> Path:

@@ -5,10 +5,11 @@
 set -euo pipefail
 
 # One directory per role: each service mounts only its own (compose volume subpath).
+# And doveadm's, no role: the Dovecot proxies and backends and vmm (`vmm usermove`).
 roles=(vmm postfix dovecot web metrics)
 secrets=/run/vmm-secrets
 install -d -m 0711 "$secrets"
-for role in "${roles[@]}"; do
+for role in "${roles[@]}" doveadm; do
     install -d -m 0700 "$secrets/$role"
     if [ ! -s "$secrets/$role/password" ]; then
         (umask 077; head -c 32 /dev/urandom | base64 | tr -d '/+=\n' >"$secrets/$role/password")

@@ -8,6 +8,7 @@ from __future__ import annotations
 import imaplib
 import json
 import poplib
+import threading
 import time
 
 import pytest
@@ -114,3 +115,82 @@ def test_a_stopped_backend_defers_only_its_own_users(stack: Stack, pinned: dict[
     _, stderr, code = stack.exec("postfix", "postqueue", "-f")
     assert code == 0, stderr
     assert len(wait_until_delivered(stack, down, PW, count=before[down] + 1)) == before[down] + 1
+
+
+def _mailbox(stack: Stack, address: str) -> tuple[bytes, dict[str, tuple[int, bytes]]]:
+    """The INBOX through the proxy: its UIDVALIDITY, and each message's UID and flags by
+    its Subject."""
+    client = stack.imap_login(address, PW)
+    try:
+        client.select("INBOX")
+        [validity] = client.response("UIDVALIDITY")[1]
+        _, data = client.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    finally:
+        client.logout()
+    found = {}
+    for item in data:
+        if isinstance(item, tuple):
+            meta, header = item
+            uid = int(meta.split(b"UID ")[1].split()[0])
+            flags = meta.split(b"FLAGS (")[1].split(b")")[0]
+            found[header.decode().strip().removeprefix("Subject: ")] = (uid, flags)
+    assert validity is not None
+    return validity, found
+
+
+def test_usermove_under_a_trickle_of_mail_loses_nothing_and_keeps_uids(
+    stack: Stack, pinned: dict[str, str]
+) -> None:
+    address = next(address for address, backend in pinned.items() if backend == "b1")
+    before = _inbox_on(stack, "b1", address) + 3
+    for n in range(3):
+        stack.send(SENDER, [address], message(address, subject=f"before {n}", dated=True))
+    wait_until_delivered(stack, address, PW, count=before)
+    client = stack.imap_login(address, PW)
+    client.select("INBOX")
+    client.store("1", "+FLAGS", "\\Flagged")
+    client.logout()
+    validity, kept = _mailbox(stack, address)
+
+    sent: list[str] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def trickle() -> None:
+        while not stop.is_set():
+            subject = f"during {len(sent)}"
+            try:
+                stack.send(SENDER, [address], message(address, subject=subject, dated=True))
+            except (OSError, AssertionError) as exc:
+                failures.append(exc)
+                return
+            sent.append(subject)
+            time.sleep(0.2)
+
+    sender = threading.Thread(target=trickle)
+    sender.start()
+    try:
+        time.sleep(1)
+        moved = stack.vmm("usermove", address, "b2")
+        time.sleep(1)
+    finally:
+        stop.set()
+        sender.join()
+    assert moved.returncode == 0, moved.stderr
+    assert not failures and len(sent) > 5, failures
+    assert json.loads(stack.vmm_ok("userinfo", address, "--json"))["backend"] == "b2"
+    # What the hold deferred goes out now rather than at Postfix's next retry.
+    _, stderr, code = stack.exec("postfix", "postqueue", "-f")
+    assert code == 0, stderr
+    total = before + len(sent)
+    assert len(wait_until_delivered(stack, address, PW, count=total, timeout=60)) == total
+    assert _inbox_on(stack, "b2", address) == total
+    after_validity, after = _mailbox(stack, address)
+    assert after_validity == validity
+    # The mail that was there kept its UIDs and flags; every message of the trickle
+    # arrived once.
+    assert {subject: after[subject] for subject in kept} == kept
+    assert sorted(subject for subject in after if subject.startswith("during ")) == sorted(sent)
+    assert not [
+        line for line in mail_log(stack).splitlines() if f"to=<{address}>" in line and "bounced" in line
+    ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from tests.integration.conftest import DUMP, Cli
@@ -123,3 +124,49 @@ def test_bad_input_leaves_the_data_as_it_was(cli: Cli, domain: str) -> None:
     cli.ok("ba", "mail2", "dovecot-2")
     cli.ok("bd", "mail2")
     assert list(_backends(cli)) == ["mail1"]
+
+
+def test_a_moving_account_is_held_by_the_proxy_lookup(cli: Cli, domain: str) -> None:
+    cli.ok("ba", "mail1", "dovecot-1")
+    cli.ok("ba", "mail2", "dovecot-2")
+    _accounts(cli, domain, "kim")
+    routes = "SELECT host FROM dovecot_proxy('kim', 'tiers.example', 'lmtp')"
+    assert cli.sql(routes) == [("dovecot-1",)]
+    # What `usermove` sets for the seconds of its last copy: Dovecot answers the failed
+    # lookup with a temporary failure (LMTP 451), so Postfix holds the mail.
+    cli.sql("UPDATE users SET moving_to = 'mail2' WHERE local_part = 'kim'")
+    with pytest.raises(psycopg.errors.LockNotAvailable, match=r"the mailbox of kim@tiers\.example is moving"):
+        cli.sql(routes)
+
+
+def test_usermove_refuses_what_it_cannot_move(cli: Cli, domain: str) -> None:
+    _accounts(cli, domain, "solo")
+    result = cli("usermove", f"solo@{domain}", "mail1")
+    assert result.returncode == ExitCode.CONFLICT and "this stack has no mail backends" in result.stderr
+    cli.ok("ba", "mail1", "dovecot-1")
+    cli.ok("ba", "mail2", "dovecot-2")
+    cli.ok("ba", "mail3", "dovecot-3")
+    cli.sql("UPDATE users SET moving_to = 'mail2' WHERE local_part = 'solo'")
+    _accounts(cli, domain, "kim")
+    kim = json.loads(cli.ok("ui", f"kim@{domain}", "--json"))["backend"]
+    before = cli.sql(DUMP)
+    cases = [
+        (("um", f"kim@{domain}", kim), ExitCode.CONFLICT, f"kim@{domain} is on the backend {kim} already"),
+        (("um", f"kim@{domain}", "mail9"), ExitCode.NOT_FOUND, "the backend mail9 does not exist"),
+        (
+            ("um", f"nobody@{domain}", "mail2"),
+            ExitCode.NOT_FOUND,
+            f"the account nobody@{domain} does not exist",
+        ),
+        (("um", "not an address", "mail2"), ExitCode.INVALID, "not an address"),
+        (
+            ("um", f"solo@{domain}", "mail3"),
+            ExitCode.CONFLICT,
+            "is being moved to mail2; finish that move first",
+        ),
+    ]
+    for args, code, message in cases:
+        result = cli(*args)
+        assert result.returncode == code, (args, result.stderr)
+        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr, result.stderr
+    assert cli.sql(DUMP) == before

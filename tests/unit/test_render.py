@@ -62,6 +62,9 @@ CONTEXTS: dict[str, render.Context] = {
         lmtp_port=24,
         metrics_port=9900,
         auth_workers=2,
+        doveadm_port=2425,
+        doveadm_http_port=8080,
+        doveadm_password="d0veadm",
         common=COMMON,
     ),
     "unbound": render.UnboundContext(("192.0.2.53", "192.0.2.54:5353"), ""),
@@ -139,6 +142,13 @@ def test_a_backend_takes_logins_from_the_proxies_without_tls(tmp_path: Path) -> 
     assert "auth_allow_cleartext = yes" in backend
     assert "login_trusted_networks = 10.0.0.0/8 172.16.0.0/12 192.168.0.0/16" in backend
     assert "FROM dovecot_password(" in backend and "FROM dovecot_user(" in backend
+
+
+def test_only_proxies_and_backends_serve_doveadm_for_usermove(tmp_path: Path) -> None:
+    for role in ("proxy", "backend"):
+        config = _rendered("dovecot", role, "dovecot.conf", tmp_path / role)
+        assert "doveadm_password = d0veadm" in config and "port = 8080" in config
+    assert "doveadm" not in _rendered("dovecot", "single", "dovecot.conf", tmp_path / "single")
 
 
 def test_partials_are_not_written(tmp_path: Path) -> None:

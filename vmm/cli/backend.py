@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import typer
 
-from vmm import backends
+from vmm import accounts, backends, doveadm
+from vmm.addresses import EmailAddress
 from vmm.cli.app import command
 from vmm.cli.options import JsonOption
 from vmm.cli.output import show_json
@@ -52,3 +53,34 @@ def backendlist(as_json: JsonOption = False) -> None:
         typer.echo(f"\t{backend.name}  {backend.host}  {state}  {backend.accounts} accounts")
     if not found:
         typer.echo("\tNone (one Dovecot holds every mailbox)")
+
+
+@command("usermove", "um")
+def usermove(address: str, backend: str) -> None:
+    """Move the mailbox of ADDRESS to the backend BACKEND with Dovecot's dsync, which keeps
+    its UIDs and flags. For the seconds of the last copy and the switch its mail is held
+    (deferred with a temporary failure, never bounced) and its logins are refused."""
+    parsed = EmailAddress.parse(address)
+    with open_session() as session:
+        move = backends.plan_move(session.conn, accounts.get(session.conn, parsed), backend)
+        dovecot = doveadm.Doveadm.from_runtime(session.runtime)
+    source, destination = move.source.host, move.destination.host
+    # The bulk of the mailbox while its mail still flows: under the hold, only what
+    # arrived since is left to copy.
+    dovecot.copy(move.user, source, destination)
+    with open_session() as session:
+        backends.hold(session.conn, move)
+    try:
+        # No proxy may route the user from a cached lookup, nor keep a session open.
+        dovecot.drain(move.user)
+        dovecot.copy(move.user, source, destination)
+        with open_session() as session:
+            backends.switch(session.conn, move)
+    except BaseException:
+        with open_session() as session:
+            backends.release(session.conn, move)
+        raise
+    # A delivery that had reached the source before the hold may have finished after
+    # the last copy: add it, keeping what the destination has received since.
+    dovecot.copy(move.user, source, destination, merge=True)
+    typer.echo(f"{move.user} moved from {move.source.name} to {move.destination.name}")
