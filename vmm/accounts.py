@@ -34,6 +34,7 @@ class Account(HasLimits):
     own_services: bool
     local_part: str
     backend: str | None  # the Dovecot backend holding its mail (vmm/backends.py)
+    moving_to: str | None  # the backend a `usermove` in progress takes it to
 
 
 # The account at an address: one view (schema 0005_account_address.sql) that Postfix's
@@ -41,7 +42,7 @@ class Account(HasLimits):
 _SELECT = """
     SELECT uid, gid, canonical AS address, home, name, note, transport, own_transport,
            quota_bytes, quota_messages, own_quota, smtp, pop3, imap, sieve, own_services,
-           local_part, backend
+           local_part, backend, moving_to
       FROM account_address
 """
 

@@ -134,8 +134,7 @@ def plan_move(conn: Connection, account: Account, destination: str) -> Move:
     if account.backend is None:
         raise Conflict("this stack has no mail backends: one Dovecot holds every mailbox")
     target = get(conn, destination)
-    row = conn.execute("SELECT moving_to FROM users WHERE uid = %s FOR UPDATE", (account.uid,)).fetchone()
-    held = row[0] if row else None
+    held = account.moving_to
     if held is not None and held != target.name:
         raise Conflict(f"{account.address} is being moved to {held}; finish that move first")
     if held is None and account.backend == target.name:
@@ -144,8 +143,15 @@ def plan_move(conn: Connection, account: Account, destination: str) -> Move:
 
 
 def hold(conn: Connection, move: Move) -> None:
-    """The proxies refuse the account for now: deliveries defer, logins wait (0014)."""
-    conn.execute("UPDATE users SET moving_to = %s WHERE uid = %s", (move.destination.name, move.uid))
+    """The proxies refuse the account for now: deliveries defer, logins wait (0014).
+    Refused if another move of the account has begun or ended since it was planned."""
+    held = conn.execute(
+        "UPDATE users SET moving_to = %s"
+        " WHERE uid = %s AND backend = %s AND (moving_to IS NULL OR moving_to = %s)",
+        (move.destination.name, move.uid, move.source.name, move.destination.name),
+    )
+    if not held.rowcount:
+        raise Conflict(f"{move.user} was moved or is being moved by another command")
 
 
 def release(conn: Connection, move: Move) -> None:

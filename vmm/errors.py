@@ -16,7 +16,7 @@ class ExitCode(IntEnum):
     DATABASE = 7  # the database is unreachable or failed
     FILESYSTEM = 8  # a mail directory could not be created or removed
     PASSWORD = 9  # passwords did not match, or none could be read
-    TOOL = 10  # a program the command runs (openssl) failed
+    TOOL = 10  # a program the command runs failed (openssl, Dovecot's doveadm)
     UNHEALTHY = 11  # `vmm status` found something wrong
 
 
@@ -58,7 +58,8 @@ class PasswordError(VmmError):
 
 
 class ToolError(VmmError):
-    """A program vmm runs failed: openssl making a key or a certificate."""
+    """A program vmm runs failed: openssl making a key or a certificate, or Dovecot's
+    doveadm copying a mailbox (`usermove`)."""
 
     code = ExitCode.TOOL
 

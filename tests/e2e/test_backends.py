@@ -150,6 +150,11 @@ def test_usermove_under_a_trickle_of_mail_loses_nothing_and_keeps_uids(
     client.select("INBOX")
     client.store("1", "+FLAGS", "\\Flagged")
     client.logout()
+    script = 'require "fileinto";\nif header :contains "subject" "news" { fileinto "INBOX"; }\n'
+    _, stderr, code = stack.exec_input(
+        script, "dovecot-b1", "doveadm", "sieve", "put", "-u", address, "-a", "moved"
+    )
+    assert code == 0, stderr
     validity, kept = _mailbox(stack, address)
 
     sent: list[str] = []
@@ -185,6 +190,9 @@ def test_usermove_under_a_trickle_of_mail_loses_nothing_and_keeps_uids(
     total = before + len(sent)
     assert len(wait_until_delivered(stack, address, PW, count=total, timeout=60)) == total
     assert _inbox_on(stack, "b2", address) == total
+    # Its Sieve script moved with it, still the active one.
+    stdout, stderr, code = stack.exec("dovecot-b2", "doveadm", "sieve", "list", "-u", address)
+    assert code == 0 and "moved ACTIVE" in stdout, (stdout, stderr)
     after_validity, after = _mailbox(stack, address)
     assert after_validity == validity
     # The mail that was there kept its UIDs and flags; every message of the trickle

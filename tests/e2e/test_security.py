@@ -384,9 +384,10 @@ def test_secrets_are_files_with_tight_modes_and_in_no_environment(accounts: Stac
     stdout, _, code = accounts.exec("postgres", "sh", "-c", "stat -c '%a %U %n' /run/vmm-secrets/*/password")
     assert code == 0
     modes = [line.split()[:2] for line in stdout.splitlines()]
-    assert len(modes) == 5 and all(mode == ["600", "root"] for mode in modes), stdout
+    # The database roles' and the doveadm service's (`vmm usermove`).
+    assert len(modes) == 6 and all(mode == ["600", "root"] for mode in modes), stdout
     passwords = []
-    for role in ("vmm", "postfix", "dovecot", "web", "metrics"):
+    for role in ("vmm", "postfix", "dovecot", "web", "metrics", "doveadm"):
         out, _, _ = accounts.exec("postgres", "cat", f"/run/vmm-secrets/{role}/password")
         passwords.append(out.strip())
     # Each daemon sees only its own password.

@@ -147,6 +147,9 @@ def test_usermove_refuses_what_it_cannot_move(cli: Cli, domain: str) -> None:
     cli.ok("ba", "mail2", "dovecot-2")
     cli.ok("ba", "mail3", "dovecot-3")
     cli.sql("UPDATE users SET moving_to = 'mail2' WHERE local_part = 'solo'")
+    # An interrupted move shows, and can only be finished.
+    assert json.loads(cli.ok("ui", f"solo@{domain}", "--json"))["moving_to"] == "mail2"
+    assert "Moving to........: mail2" in cli.ok("ui", f"solo@{domain}")
     _accounts(cli, domain, "kim")
     kim = json.loads(cli.ok("ui", f"kim@{domain}", "--json"))["backend"]
     before = cli.sql(DUMP)

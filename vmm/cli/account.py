@@ -95,6 +95,7 @@ def userinfo(
                 "services": account.services,
                 "own_services": account.own_services,
                 "backend": account.backend,
+                "moving_to": account.moving_to,
                 "aliases": [alias for alias, _ in pointing],
                 "disk_usage": usage,
             }
@@ -113,6 +114,7 @@ def userinfo(
         *((service.upper(), "enabled" if on else "disabled") for service, on in account.services.items()),
         ("Note", account.note or "None"),
         *((("Backend", account.backend),) if account.backend else ()),
+        *((("Moving to", account.moving_to),) if account.moving_to else ()),
     ]
     if usage is not None:
         rows.append(("Disk Usage", format_storage(usage) if usage else "0 B"))

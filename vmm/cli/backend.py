@@ -10,6 +10,7 @@ from vmm.addresses import EmailAddress
 from vmm.cli.app import command
 from vmm.cli.options import JsonOption
 from vmm.cli.output import show_json
+from vmm.errors import ToolError
 from vmm.session import open_session
 
 
@@ -80,7 +81,11 @@ def usermove(address: str, backend: str) -> None:
         with open_session() as session:
             backends.release(session.conn, move)
         raise
+    moved = f"{move.user} moved from {move.source.name} to {move.destination.name}"
     # A delivery that had reached the source before the hold may have finished after
     # the last copy: add it, keeping what the destination has received since.
-    dovecot.copy(move.user, source, destination, merge=True)
-    typer.echo(f"{move.user} moved from {move.source.name} to {move.destination.name}")
+    try:
+        dovecot.copy(move.user, source, destination, merge=True)
+    except ToolError as exc:
+        raise ToolError(f"{moved}, but adding a late delivery failed: {exc}") from None
+    typer.echo(moved)
