@@ -124,8 +124,10 @@ class Move:
 
     uid: int
     user: str  # the canonical address: Dovecot's user name
-    source: Backend
-    destination: Backend
+    source: str  # backend names
+    destination: str
+    source_host: str
+    destination_host: str
 
 
 def plan_move(conn: Connection, account: Account, destination: str) -> Move:
@@ -133,13 +135,28 @@ def plan_move(conn: Connection, account: Account, destination: str) -> Move:
     (the account still held, schema 0014) may only be finished, to its own destination."""
     if account.backend is None:
         raise Conflict("this stack has no mail backends: one Dovecot holds every mailbox")
-    target = get(conn, destination)
+    destination_host = _host(conn, destination)
     held = account.moving_to
-    if held is not None and held != target.name:
+    if held is not None and held != destination:
         raise Conflict(f"{account.address} is being moved to {held}; finish that move first")
-    if held is None and account.backend == target.name:
-        raise Conflict(f"{account.address} is on the backend {target.name} already")
-    return Move(account.uid, account.address, get(conn, account.backend), target)
+    if held is None and account.backend == destination:
+        raise Conflict(f"{account.address} is on the backend {destination} already")
+    return Move(
+        account.uid,
+        account.address,
+        account.backend,
+        destination,
+        _host(conn, account.backend),
+        destination_host,
+    )
+
+
+def _host(conn: Connection, name: str) -> str:
+    """Where the proxies reach a backend; without counting its accounts, as get() does."""
+    row = conn.execute("SELECT host FROM mail_backend WHERE name = %s", (parse_name(name),)).fetchone()
+    if row is None:
+        raise NotFound(f"the backend {name} does not exist")
+    return str(row[0])
 
 
 def hold(conn: Connection, move: Move) -> None:
@@ -148,7 +165,7 @@ def hold(conn: Connection, move: Move) -> None:
     held = conn.execute(
         "UPDATE users SET moving_to = %s"
         " WHERE uid = %s AND backend = %s AND (moving_to IS NULL OR moving_to = %s)",
-        (move.destination.name, move.uid, move.source.name, move.destination.name),
+        (move.destination, move.uid, move.source, move.destination),
     )
     if not held.rowcount:
         raise Conflict(f"{move.user} was moved or is being moved by another command")
@@ -162,5 +179,5 @@ def release(conn: Connection, move: Move) -> None:
 def switch(conn: Connection, move: Move) -> None:
     """The account's mail is on its destination from now on."""
     conn.execute(
-        "UPDATE users SET backend = %s, moving_to = NULL WHERE uid = %s", (move.destination.name, move.uid)
+        "UPDATE users SET backend = %s, moving_to = NULL WHERE uid = %s", (move.destination, move.uid)
     )

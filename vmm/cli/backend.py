@@ -65,7 +65,7 @@ def usermove(address: str, backend: str) -> None:
     with open_session() as session:
         move = backends.plan_move(session.conn, accounts.get(session.conn, parsed), backend)
         dovecot = doveadm.Doveadm.from_runtime(session.runtime)
-    source, destination = move.source.host, move.destination.host
+    source, destination = move.source_host, move.destination_host
     # The bulk of the mailbox while its mail still flows: under the hold, only what
     # arrived since is left to copy.
     dovecot.copy(move.user, source, destination)
@@ -81,7 +81,7 @@ def usermove(address: str, backend: str) -> None:
         with open_session() as session:
             backends.release(session.conn, move)
         raise
-    moved = f"{move.user} moved from {move.source.name} to {move.destination.name}"
+    moved = f"{move.user} moved from {move.source} to {move.destination}"
     # A delivery that had reached the source before the hold may have finished after
     # the last copy: add it, keeping what the destination has received since.
     try:
