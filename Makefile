@@ -8,7 +8,8 @@ VENV := .venv
 PYTHON := $(VENV)/bin/python
 export TESTCONTAINERS_RYUK_DISABLED := true
 
-.PHONY: help docker images test-images up down test unit integration e2e faults bench lint clean
+.PHONY: help docker images test-images up down test unit integration e2e swarm-test faults bench lint clean \
+	swarm-up swarm-down
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,6 +51,16 @@ e2e: images test-images $(VENV)/.installed ## Only the end-to-end tests (whole s
 test-images: docker
 	@$(COMPOSE) -f compose.yaml -f tests/e2e/dns.yaml -f tests/e2e/remote.yaml -f tests/e2e/acme.yaml \
 		build --quiet dns remote pebble
+
+swarm-test: images test-images $(VENV)/.installed ## Only the Swarm tests (a single-node swarm of its own)
+	@$(PYTHON) -m pytest tests/swarm
+
+# The stack on Docker Swarm (docs/scaling.md): scripts/swarm.sh, settings VMM_SWARM_*.
+swarm-up: images ## Deploy the stack on a swarm (a single-node one where there is none)
+	@bash scripts/swarm.sh up
+
+swarm-down: ## Remove the stack from the swarm (volumes and secrets stay)
+	@bash scripts/swarm.sh down
 
 faults: images test-images $(VENV)/.installed ## Only the fault scenarios, with the message report
 	@$(PYTHON) -m pytest -m faults tests/e2e

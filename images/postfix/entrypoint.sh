@@ -3,6 +3,9 @@
 # certificate is replaced, copy its log file to the output, run Postfix in the foreground.
 set -euo pipefail
 vmm-render postfix /etc/postfix postfix
+# The stack's resolver validates and Docker's passes its AD bit on; the C library keeps
+# the bit (DANE needs it) only with trust-ad, which Swarm cannot set (no dns_opt there).
+grep -q trust-ad /etc/resolv.conf || echo "options trust-ad" >>/etc/resolv.conf
 # The queue lives on a volume: a restore or copy may lose ownership and modes. Repairing
 # walks the whole queue (a second or more), so only when its marker directory is wrong.
 if [ "$(stat -c %U:%G /var/spool/postfix/maildrop 2>/dev/null)" != postfix:postdrop ]; then
