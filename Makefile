@@ -46,13 +46,14 @@ integration: images $(VENV)/.installed ## Only the integration tests (the CLI ag
 e2e: images test-images $(VENV)/.installed ## Only the end-to-end tests (whole stacks, faults included)
 	@$(PYTHON) -m pytest tests/e2e
 
-# The test stacks' own DNS (tests/e2e/dns.yaml), outbound mail's other side (remote.yaml)
-# and ACME's (acme.yaml).
+# The test stacks' own DNS (tests/e2e/dns.yaml), outbound mail's other side (remote.yaml),
+# ACME's (acme.yaml), and the Swarm test's nodes (images/swarmnode).
 test-images: docker
 	@$(COMPOSE) -f compose.yaml -f tests/e2e/dns.yaml -f tests/e2e/remote.yaml -f tests/e2e/acme.yaml \
 		build --quiet dns remote pebble
+	@docker build --quiet --tag vmm-swarmnode images/swarmnode >/dev/null
 
-swarm-test: images test-images $(VENV)/.installed ## Only the Swarm tests (a single-node swarm of its own)
+swarm-test: images test-images $(VENV)/.installed ## Only the Swarm tests (three engines in containers)
 	@$(PYTHON) -m pytest tests/swarm
 
 # The stack on Docker Swarm (docs/scaling.md): scripts/swarm.sh, settings VMM_SWARM_*.

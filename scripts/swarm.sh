@@ -1,20 +1,23 @@
 #!/usr/bin/env bash
 # The stack on Docker Swarm (docs/scaling.md), from the images `make images` built and
 # compose.yaml rewritten by vmm/swarm.py:
-#   swarm.sh up      a single-node swarm where there is none; the passwords as Docker
-#                    secrets; the services that start before the setup; the setup and
-#                    the backends, in the vmm service; then every service. Idempotent.
+#   swarm.sh up      a single-node swarm where there is none; node labels for the
+#                    database and the backends; the passwords as Docker secrets; the
+#                    services that start before the setup; the setup, the certificate
+#                    as secrets and the backends, in the vmm service; then every
+#                    service. Idempotent.
 #   swarm.sh vmm ... the vmm command in the stack (stdin passes through)
 #   swarm.sh down    removes the services (volumes and secrets stay)
 #   swarm.sh purge   down, and the volumes and secrets too
-# Settings: VMM_SWARM_STACK (vmm), VMM_SWARM_BACKENDS (2), VMM_SWARM_REPLICAS (one per
-# node when publishing, else 2), VMM_SWARM_PUBLISH (yes: the mail ports on every node
-# that runs a front end), VMM_SWARM_ADVERTISE (the address `swarm init` advertises).
+# Settings: VMM_SWARM_STACK (vmm), VMM_SWARM_BACKENDS (2), VMM_SWARM_REPLICAS (rspamd's,
+# 2), VMM_SWARM_PUBLISH (yes: the mail ports on every node), VMM_SWARM_ADVERTISE (the
+# address `swarm init` advertises). DOCKER_HOST may name a manager's engine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 stack=${VMM_SWARM_STACK:-vmm}
 backends=${VMM_SWARM_BACKENDS:-2}
+replicas=${VMM_SWARM_REPLICAS:-2}
 publish=${VMM_SWARM_PUBLISH:-yes}
 label="com.docker.stack.namespace=$stack"
 
@@ -22,11 +25,30 @@ die() { echo "swarm: $*" >&2; exit 1; }
 
 generate() { docker run --rm -i --entrypoint python3 vmm-cli -m vmm.swarm "$@" <<<"$config"; }
 
-admin() {
+# A command in the vmm service's container (on a manager: this node).
+in_admin() {
     local task
     task=$(docker ps -q --filter "label=com.docker.swarm.service.name=${stack}_vmm" | head -n 1)
     [ -n "$task" ] || die "the stack $stack has no vmm service running on this node"
-    docker exec -i "$task" vmm "$@"
+    docker exec -i "$task" "$@"
+}
+
+admin() { in_admin vmm "$@"; }
+
+# Labels a node for each service with a volume of its own where no node has its label:
+# the database on this node, the backends over the nodes, workers first.
+label_nodes() {
+    local nodes service label next=0
+    mapfile -t nodes < <(docker node ls --format '{{.ManagerStatus}} {{.ID}}' | sort | awk '{ print $NF }')
+    while read -r service label; do
+        [ -n "$(docker node ls -q --filter "node.label=$label=yes")" ] && continue
+        if [ "$service" = postgres ]; then
+            docker node update --label-add "$label=yes" "$(docker info -f '{{.Swarm.NodeID}}')" >/dev/null
+        else
+            docker node update --label-add "$label=yes" "${nodes[next % ${#nodes[@]}]}" >/dev/null
+            next=$((next + 1))
+        fi
+    done < <(generate pinned --backends "$backends")
 }
 
 # Every service of the stack at its replica count; a task counts once it is healthy.
@@ -61,7 +83,7 @@ address() {
 
 deploy() {
     generate stack --name "$stack" --replicas "$replicas" --backends "$backends" $publish_flag "$@" \
-        | docker stack deploy --resolve-image never -c - "$stack" >/dev/null
+        | docker stack deploy --detach=false --resolve-image never -c - "$stack" >/dev/null
 }
 
 up() {
@@ -69,11 +91,8 @@ up() {
         || docker swarm init --advertise-addr "${VMM_SWARM_ADVERTISE:-127.0.0.1}" >/dev/null
     config=$(docker compose --profile cli config --format json)
     publish_flag=
-    replicas=${VMM_SWARM_REPLICAS:-2}
-    if [ "$publish" = yes ]; then
-        publish_flag=--publish
-        replicas=${VMM_SWARM_REPLICAS:-$(docker node ls -q | wc -l)}
-    fi
+    [ "$publish" = yes ] && publish_flag=--publish
+    label_nodes
     local part name
     for part in $(generate secrets); do
         name="${stack}_${part}_password"
@@ -96,6 +115,12 @@ up() {
         deploy --before-setup "${addresses[@]}"
     done
     admin setup
+    # The certificate the setup made, for the services that read it on any node.
+    local secret file
+    while read -r secret file; do
+        docker secret inspect "$secret" >/dev/null 2>&1 \
+            || in_admin cat "$file" </dev/null | docker secret create "$secret" - >/dev/null
+    done < <(generate tls --name "$stack")
     for number in $(seq "$backends"); do
         admin backendlist --json | grep -q "\"name\": \"b$number\"" \
             || admin backendadd "b$number" "dovecot-b$number"
@@ -118,10 +143,8 @@ down() {
 
 purge() {
     down
-    docker volume ls -q --filter "label=$label" | xargs -r docker volume rm >/dev/null
-    docker volume ls -q --filter "name=^${stack}_queue-" | xargs -r docker volume rm >/dev/null
-    docker secret ls -q --filter "label=$label" | xargs -r docker secret rm >/dev/null
-    docker secret ls --format '{{.Name}}' | grep -E "^${stack}_.+_password$" | xargs -r docker secret rm >/dev/null
+    docker volume ls -q --filter "name=^${stack}_" | xargs -r docker volume rm >/dev/null
+    docker secret ls -q --filter "name=${stack}_" | xargs -r docker secret rm >/dev/null
 }
 
 case "${1:-}" in

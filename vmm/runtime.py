@@ -12,6 +12,10 @@ from pathlib import Path
 from vmm.errors import DatabaseError, InvalidValue
 from vmm.limits import parse_at_least
 
+# The certificate and its key in the TLS directory (a volume; Docker secrets on Swarm).
+TLS_CERT = "cert.pem"
+TLS_KEY = "key.pem"
+
 
 @dataclass(frozen=True)
 class SmtpLimits:
@@ -254,11 +258,11 @@ class Runtime:
 
     @property
     def tls_cert(self) -> Path:
-        return self.tls_dir / "cert.pem"
+        return self.tls_dir / TLS_CERT
 
     @property
     def tls_key(self) -> Path:
-        return self.tls_dir / "key.pem"
+        return self.tls_dir / TLS_KEY
 
 
 # The ACME directories VMM_ACME may name; any other is given by its https URL.

@@ -50,6 +50,7 @@ def _config() -> dict[str, Any]:
                 "dns": ["10.53.53.2"],
                 "volumes": [
                     _secret("postfix"),
+                    {"type": "volume", "source": "tls", "target": "/etc/vmm/tls", "read_only": True},
                     {"type": "volume", "source": "queue", "target": "/var/spool/postfix"},
                 ],
                 "secrets": [{"source": "relayhost", "target": "/run/secrets/relayhost"}],
@@ -69,6 +70,9 @@ def _config() -> dict[str, Any]:
             "rspamd": {
                 **hardened,
                 "image": "vmm-rspamd:latest",
+                "volumes": [
+                    {"type": "volume", "source": "dkim", "target": "/var/lib/vmm/dkim", "read_only": True}
+                ],
                 "networks": {"dns": None},
                 "depends_on": {"postfix": {}},
             },
@@ -102,7 +106,12 @@ def _config() -> dict[str, Any]:
             "vmm": {
                 "image": "vmm-cli:latest",
                 "profiles": ["cli"],
-                "volumes": [_secret("vmm"), _secret("doveadm")],
+                "volumes": [
+                    _secret("vmm"),
+                    _secret("doveadm"),
+                    {"type": "volume", "source": "tls", "target": "/etc/vmm/tls"},
+                    {"type": "volume", "source": "dkim", "target": "/var/lib/vmm/dkim"},
+                ],
                 "networks": {"db": None},
             },
         },
@@ -111,7 +120,9 @@ def _config() -> dict[str, Any]:
             "db": {"name": "vmm_db", "internal": True},
             "dns": {"name": "vmm_dns", "internal": True, "ipam": {"config": [{"subnet": "10.53.53.0/28"}]}},
         },
-        "volumes": {name: {"name": f"vmm_{name}"} for name in ("db", "secrets", "queue", "mail")},
+        "volumes": {
+            name: {"name": f"vmm_{name}"} for name in ("db", "secrets", "queue", "mail", "tls", "dkim")
+        },
         "secrets": {"relayhost": {"name": "vmm_relayhost", "file": "/dev/null"}},
     }
 
@@ -135,7 +146,11 @@ def test_each_service_mounts_only_its_own_passwords_as_docker_secrets() -> None:
         "/run/vmm-secrets/vmm/password",
         "/run/vmm-secrets/doveadm/password",
     ]
-    assert [secret["source"] for secret in services["postfix"]["secrets"]] == ["vmm_postfix_password"]
+    assert [secret["source"] for secret in services["postfix"]["secrets"]] == [
+        "vmm_postfix_password",
+        "vmm_tls_cert",
+        "vmm_tls_key",
+    ]
     # PostgreSQL sets every role's password: it gets them all.
     assert sorted(secret["source"] for secret in services["postgres"]["secrets"]) == [
         swarm.secret_name("vmm", part) for part in swarm.secret_parts(_config())
@@ -148,6 +163,12 @@ def test_each_service_mounts_only_its_own_passwords_as_docker_secrets() -> None:
     ]
     stack = _stack()
     assert "secrets" not in stack["volumes"]
+    # The certificate: secrets for those that only read it, the volume for the vmm command.
+    assert [secret["target"] for secret in services["postfix"]["secrets"][1:]] == [
+        "/etc/vmm/tls/cert.pem",
+        "/etc/vmm/tls/key.pem",
+    ]
+    assert "tls" in [mount["source"] for mount in services["vmm"]["volumes"]]
     # The smarthost login compose stands in for with /dev/null is not a Swarm secret.
     assert "relayhost" not in stack["secrets"]
     assert stack["secrets"]["vmm_dovecot_password"] == {"external": True}
@@ -159,6 +180,8 @@ def test_fixed_addresses_become_the_tasks_addresses_and_their_services_run_on_a_
     assert services["postfix"]["dns"] == ["10.0.7.3"]
     assert services["postfix"]["environment"]["VMM_RESOLVER_ADDRESS"] == "10.0.7.3"
     assert services["resolver"]["networks"] == ["default", "dns"]
+    # Its own address left as it was: a new one would restart it, and move it again.
+    assert services["resolver"]["environment"]["VMM_RESOLVER_ADDRESS"] == "10.53.53.2"
     assert services["resolver"]["deploy"]["placement"] == {"constraints": ["node.role == manager"]}
     # Found by DNS round robin, never through a virtual IP (IPVS).
     assert {service["deploy"]["endpoint_mode"] for service in services.values()} == {"dnsrr"}
@@ -183,24 +206,30 @@ def test_the_setup_is_no_service_and_the_first_deploy_holds_what_starts_before_i
     assert swarm.after_setup(_config()) == {"postfix", "rspamd", "dovecot"}
     early = _stack(only_before_setup=True)["services"]
     assert sorted(early) == ["mta-sts", "postgres", "resolver", "vmm"]
+    assert swarm.pinned(2) == ["postgres", "dovecot-b1", "dovecot-b2"]
     assert early["vmm"]["entrypoint"] == ["sleep", "infinity"]
 
 
-def test_front_ends_are_replicated_and_each_postfix_replica_keeps_its_own_queue() -> None:
+def test_front_ends_run_on_every_node_and_what_shares_the_cli_volumes_on_a_manager() -> None:
     stack = _stack(replicas=3)
-    for front in ("postfix", "rspamd", "dovecot"):
-        assert stack["services"][front]["deploy"]["replicas"] == 3
-    [queue] = [
-        mount for mount in stack["services"]["postfix"]["volumes"] if mount["target"] == "/var/spool/postfix"
-    ]
-    assert stack["volumes"][queue["source"]] == {"name": "vmm_queue-{{.Task.Slot}}"}
-    assert "ports" not in stack["services"]["postfix"]
+    services = stack["services"]
+    for front in ("postfix", "dovecot"):
+        assert services[front]["deploy"]["mode"] == "global"
+    [queue] = [mount for mount in services["postfix"]["volumes"] if mount["target"] == "/var/spool/postfix"]
+    assert queue["source"] == "queue" and "queue" in stack["volumes"]
+    assert services["rspamd"]["deploy"]["replicas"] == 3
+    # rspamd reads the DKIM keys the vmm command writes: both on a manager.
+    for service in ("rspamd", "vmm"):
+        assert services[service]["deploy"]["placement"] == {"constraints": ["node.role == manager"]}
+    # The database where its label is.
+    assert services["postgres"]["deploy"]["placement"] == {"constraints": ["node.labels.vmm.postgres == yes"]}
+    assert "placement" not in services["mta-sts"]["deploy"]
+    assert "ports" not in services["postfix"]
 
 
-def test_published_ports_bypass_the_routing_mesh_one_front_end_a_node() -> None:
+def test_published_ports_bypass_the_routing_mesh() -> None:
     postfix = _stack(publish=True)["services"]["postfix"]
     assert postfix["ports"] == [{"mode": "host", "target": 25, "published": 25, "protocol": "tcp"}]
-    assert postfix["deploy"]["placement"] == {"max_replicas_per_node": 1}
 
 
 def test_backends_behind_the_dovecot_proxy_each_with_its_own_mail() -> None:
@@ -214,7 +243,9 @@ def test_backends_behind_the_dovecot_proxy_each_with_its_own_mail() -> None:
     for number in (1, 2):
         backend = services[swarm.backend_service(number)]
         assert backend["environment"]["VMM_DOVECOT_ROLE"] == "backend"
-        assert backend["deploy"]["replicas"] == 1
+        assert backend["deploy"]["placement"] == {
+            "constraints": [f"node.labels.vmm.dovecot-b{number} == yes"]
+        }
         assert "ports" not in backend
         [mail] = [mount for mount in backend["volumes"] if mount["target"] == "/srv/mail"]
         assert mail["source"] == f"mail-b{number}" and f"mail-b{number}" in stack["volumes"]
