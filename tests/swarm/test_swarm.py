@@ -32,7 +32,6 @@ NODES = 3
 PW = "swarm test password"
 SENDER = "sender@sender.example"
 USERS = [f"{name}@example.test" for name in ("ann", "bob", "cat", "dan")]
-COMPOSE = {"COMPOSE_FILE": "compose.yaml:tests/e2e/dns.yaml", "COMPOSE_PROJECT_NAME": STACK}
 SETTINGS = {
     "VMM_SWARM_STACK": STACK,
     "VMM_SWARM_PUBLISH": "no",
@@ -42,6 +41,11 @@ SETTINGS = {
 # The nested engines' own networks and the swarm's, apart from each other and from the
 # 10.x test networks outside (a join fails where they overlap).
 SWARM_POOL = "172.29.0.0/16"
+COMPOSE = {
+    "COMPOSE_FILE": "compose.yaml:tests/e2e/dns.yaml:tests/swarm/exempt.yaml",
+    "COMPOSE_PROJECT_NAME": STACK,
+    "VMM_SWARM_POOL": SWARM_POOL,
+}
 
 # Sends stdin as one message through the Postfix at argv[1]; prints the refused.
 SEND = """
@@ -186,10 +190,10 @@ class Swarm:
         )
 
     def converged(self, service: str) -> bool:
-        replicas = self.manager.docker(
-            "service", "ls", "--filter", f"name={STACK}_{service}$", "--format", "{{.Replicas}}"
-        )
-        running, _, wanted = replicas.split()[0].partition("/")
+        """Every task of the service running (and healthy, where it has a check)."""
+        listed = self.manager.docker("service", "ls", "--format", "{{.Name}} {{.Replicas}}").splitlines()
+        [replicas] = [line.split()[1] for line in listed if line.split()[0] == f"{STACK}_{service}"]
+        running, _, wanted = replicas.partition("/")
         return running == wanted
 
 
