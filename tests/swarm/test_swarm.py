@@ -15,7 +15,6 @@ import os
 import subprocess
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from tests.mail import message
 ROOT = Path(__file__).resolve().parents[2]
 STACK = "vmmswarm"
 PREFIX = "vmmtest-swarm"
+CLIENT = f"{PREFIX}-client"
 NODES = 3
 PW = "swarm test password"
 SENDER = "sender@sender.example"
@@ -155,12 +155,10 @@ class Swarm:
         return found
 
     def client(self, script: str, *args: str, stdin: bytes | None = None) -> str:
-        """A Python client in a container of its own on the stack's default network."""
-        return self.manager.docker(
-            "run", "--rm", "-i", "--name", f"{PREFIX}-client-{uuid.uuid4().hex[:8]}",
-            "--network", f"{STACK}_default", "--entrypoint", "python3", "vmm-cli", "-c", script, *args,
-            stdin=stdin,
-        )  # fmt: skip
+        """A Python client in the test's own container on the stack's default network (one
+        container for all: each started anew costs a second, and the nested engines
+        now and then fail one's start)."""
+        return self.manager.docker("exec", "-i", CLIENT, "python3", "-c", script, *args, stdin=stdin)
 
     def send(self, postfix: Task, recipients: list[str], subject: str | None = None) -> None:
         sent = message(recipients, subject=subject, dated=True)
@@ -233,6 +231,8 @@ def swarm() -> Iterator[Swarm]:
     try:
         deployed = Swarm(_engines(free_subnet()))
         deployed.script("up")
+        client = ["--name", CLIENT, "--network", f"{STACK}_default", "--entrypoint", "sleep"]
+        deployed.manager.docker("run", "-d", *client, "vmm-cli", "infinity")
         yield deployed
     finally:
         names = [f"{PREFIX}-node{number}" for number in range(1, NODES + 1)]
