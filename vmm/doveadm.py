@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 import socket
-import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -18,13 +17,10 @@ from vmm.runtime import Runtime
 # A copy (dsync) takes as long as the mailbox is large: minutes for gigabytes.
 COPY_TIMEOUT = 3600.0
 TIMEOUT = 10.0
-# dsync's exit codes that say to run it again: 2, a copy done without errors in which
-# something changed meanwhile (a mail arrived while it ran); 75 (EX_TEMPFAIL), a
-# temporary failure (seen once in the Swarm tests, moving a mailbox off a backend that
-# had restarted seconds before). Running it again, after a pause, usually finishes it.
-UNFINISHED = frozenset({2, 75})
+# dsync's exit code for a copy done without errors in which something changed meanwhile
+# (a mail arrived while it ran): running it again usually finishes it.
+UNFINISHED = 2
 COPY_ATTEMPTS = 3
-COPY_PAUSE = 1.0
 
 
 class Unfinished(ToolError):
@@ -60,7 +56,7 @@ class Doveadm:
         except (OSError, ValueError) as exc:
             raise ToolError(f"doveadm {command} on {host}: {_reason(exc)}") from None
         if kind == "error":
-            failure = Unfinished if result.get("exitCode") in UNFINISHED else ToolError
+            failure = Unfinished if result.get("exitCode") == UNFINISHED else ToolError
             raise failure(f"doveadm {command} on {host} failed: {json.dumps(result)}")
         return result
 
@@ -78,7 +74,6 @@ class Doveadm:
             except Unfinished:
                 if attempt == COPY_ATTEMPTS - 1:
                     raise
-                time.sleep(COPY_PAUSE)
 
     def drain(self, user: str) -> None:
         """On every proxy: forget the cached lookups, so that the next one for ``user``
