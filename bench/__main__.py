@@ -33,7 +33,6 @@ IMAGES = [
     "vmm-pgbouncer",
     "vmm-valkey",
     "vmm-resolver",
-    "vmm-mta-sts",
     "vmm-web",
     "vmm-cli",
 ]

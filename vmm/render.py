@@ -68,7 +68,7 @@ class PostfixContext:
     relayhost: str
     # "user:password" for the relay, or "".
     relay_login: str
-    # postfix-mta-sts-resolver's socketmap, "host:port" (images/mta-sts).
+    # postfix-mta-sts-resolver's socketmap, "host:port" (vmm/web.py).
     mta_sts_resolver: str
 
 
@@ -137,11 +137,6 @@ class UnboundContext:
 
 
 @dataclass(frozen=True)
-class MtaStsContext:
-    port: int
-
-
-@dataclass(frozen=True)
 class PrometheusContext:
     interval: int
     alert_for: int | None
@@ -178,7 +173,6 @@ Context = (
     | RspamdContext
     | PgbouncerContext
     | UnboundContext
-    | MtaStsContext
     | PrometheusContext
 )
 
@@ -216,8 +210,6 @@ def context_for(service: str, runtime: Runtime) -> Context:
         )
     if service == "unbound":
         return UnboundContext(runtime.dns_forwarders, runtime.dns_trust_anchor)
-    if service == "mta-sts":
-        return MtaStsContext(runtime.mta_sts_port)
     if service == "prometheus":
         return PrometheusContext(
             interval=runtime.metrics_interval,

@@ -143,7 +143,7 @@ class Runtime:
     # Postfix's SMTP AUTH reaches Dovecot's auth service through the policy service
     # (vmm/authrelay.py), which turns Dovecot's temporary failures into 454.
     auth_relay_port: int
-    # Other domains' MTA-STS policies as Postfix's TLS policy table (images/mta-sts).
+    # Other domains' MTA-STS policies as Postfix's TLS policy table (vmm/web.py).
     mta_sts_host: str
     mta_sts_port: int
     # The monitoring profile (docs/monitoring.md): Dovecot's metrics port; how often
@@ -215,7 +215,7 @@ class Runtime:
             auth_policy_port=int(env.get("VMM_AUTH_POLICY_PORT", "8400")),
             send_policy_port=int(env.get("VMM_SEND_POLICY_PORT", "10031")),
             auth_relay_port=int(env.get("VMM_AUTH_RELAY_PORT", "12346")),
-            mta_sts_host=env.get("VMM_MTA_STS_HOST", "mta-sts"),
+            mta_sts_host=env.get("VMM_MTA_STS_HOST", "web"),
             mta_sts_port=int(env.get("VMM_MTA_STS_PORT", "8461")),
             metrics_port=int(env.get("VMM_METRICS_PORT", "9900")),
             doveadm_port=int(env.get("VMM_DOVEADM_PORT", "2425")),

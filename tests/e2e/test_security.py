@@ -660,7 +660,6 @@ DAEMONS = [
     "postfix",
     "dovecot",
     "policy",
-    "mta-sts",
     "web",
 ]
 

@@ -47,7 +47,7 @@ CONTEXTS: dict[str, render.Context] = {
         auth_relay_port=12346,
         relayhost="",
         relay_login="",
-        mta_sts_resolver="mta-sts:8461",
+        mta_sts_resolver="web:8461",
         db_host="postgres",
         common=COMMON,
     ),
@@ -68,7 +68,6 @@ CONTEXTS: dict[str, render.Context] = {
         common=COMMON,
     ),
     "unbound": render.UnboundContext(("192.0.2.53", "192.0.2.54:5353"), ""),
-    "mta-sts": render.MtaStsContext(8461),
     "pgbouncer": render.PgbouncerContext("postgres", 5432, "mailsys", "s3cret", 6432, "/etc/pgbouncer"),
     "prometheus": render.PrometheusContext(
         interval=30,

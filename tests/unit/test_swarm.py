@@ -97,10 +97,10 @@ def _config() -> dict[str, Any]:
                 "networks": {"default": None, "db": None},
                 "depends_on": {"setup": {}},
             },
-            "mta-sts": {
+            "prometheus": {
                 **hardened,
-                "image": "vmm-mta-sts:latest",
-                "tmpfs": ["/etc/mta-sts"],
+                "image": "vmm-prometheus:latest",
+                "tmpfs": ["/etc/prometheus"],
                 "networks": {"dns": None},
             },
             "vmm": {
@@ -194,7 +194,7 @@ def test_what_swarm_cannot_take_is_translated_or_left_out() -> None:
     for service in stack["services"].values():
         assert not set(service) & {"build", "depends_on", "restart", "profiles", "security_opt", "mem_limit"}
         assert "command" not in service or service["command"] is not None
-    assert {"type": "tmpfs", "target": "/etc/mta-sts"} in stack["services"]["mta-sts"]["volumes"]
+    assert {"type": "tmpfs", "target": "/etc/prometheus"} in stack["services"]["prometheus"]["volumes"]
     assert stack["networks"]["db"] == {"driver": "overlay", "attachable": True, "internal": True}
     # The small fixed subnet existed for the fixed address only.
     assert stack["networks"]["dns"] == {"driver": "overlay", "attachable": True, "internal": True}
@@ -205,7 +205,7 @@ def test_the_setup_is_no_service_and_the_first_deploy_holds_what_starts_before_i
     assert "setup" not in _stack()["services"]
     assert swarm.after_setup(_config()) == {"postfix", "rspamd", "dovecot"}
     early = _stack(only_before_setup=True)["services"]
-    assert sorted(early) == ["mta-sts", "postgres", "resolver", "vmm"]
+    assert sorted(early) == ["postgres", "prometheus", "resolver", "vmm"]
     assert swarm.pinned(2) == ["postgres", "dovecot-b1", "dovecot-b2"]
     assert early["vmm"]["entrypoint"] == ["sleep", "infinity"]
 
@@ -223,7 +223,7 @@ def test_front_ends_run_on_every_node_and_what_shares_the_cli_volumes_on_a_manag
         assert services[service]["deploy"]["placement"] == {"constraints": ["node.role == manager"]}
     # The database where its label is.
     assert services["postgres"]["deploy"]["placement"] == {"constraints": ["node.labels.vmm.postgres == yes"]}
-    assert "placement" not in services["mta-sts"]["deploy"]
+    assert "placement" not in services["prometheus"]["deploy"]
     assert "ports" not in services["postfix"]
 
 
