@@ -1,5 +1,7 @@
 """Domain and account directories under the mail root, in vmm's layout:
-``<base>/<hash char>/<gid>`` per domain, ``<domain dir>/<uid>/Maildir`` per account."""
+``<base>/<hash char>/<gid>`` per domain, ``<domain dir>/<uid>/Maildir`` per account; and
+on a mail backend ``<base>/homes/<uid>`` (schema 0013), which ``python3 -m vmm.mailboxes
+BASE`` makes of a single host's layout when its volume becomes the first backend's."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ import base64
 import os
 import secrets
 import shutil
+import sys
 from pathlib import Path
 
 from vmm.errors import FileSystemError, InvalidValue
@@ -15,6 +18,8 @@ HASH_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz"
 # Domains' gids and accounts' uids start here, clear of any system account (the identity
 # columns of schema/0001_initial.sql); Postfix and Dovecot refuse lower ones.
 FIRST_ID = 70000
+# A mail backend's homes, below the mail root (schema 0013's account_address view).
+BACKEND_HOMES = "homes"
 
 
 def domain_directory(base: Path, gid: int) -> Path:
@@ -133,3 +138,48 @@ def disk_usage(path: Path) -> int:
         except FileNotFoundError:
             continue
     return total
+
+
+def adopt_homes(base: Path) -> tuple[int, list[tuple[Path, str]]]:
+    """Move every account home of vmm's layout below ``base`` to ``base/homes/<uid>``,
+    where a mail backend's Dovecot finds it: the first backend added takes every account
+    (vmm/backends.py), and with the single host's mail volume it takes their mail too.
+    Renames within one file system: nothing is copied, UIDs and flags stay as they are.
+    Returns how many moved, and each home left where it is with the reason: mostly that
+    ``homes/<uid>`` exists already (made by a delivery or a login on this backend)."""
+    moved, left = 0, []
+    homes = base / BACKEND_HOMES
+    for hash_dir in sorted(base.iterdir()):
+        if len(hash_dir.name) != 1 or hash_dir.name not in HASH_CHARS:
+            continue
+        for home in sorted(hash_dir.glob("*/*")):
+            # Domain and account directories are named by their ids; a retired home
+            # (".UID.deleted-...", see retire) is not an account's.
+            if not (home.parent.name.isdigit() and home.name.isdigit()) or not home.is_dir():
+                continue
+            target = homes / home.name
+            if target.exists():
+                left.append((home, f"{target} exists already"))
+                continue
+            try:
+                home.rename(target)
+            except OSError as exc:
+                left.append((home, f"cannot move it: {exc.strerror}"))
+                continue
+            moved += 1
+    return moved, left
+
+
+def main() -> int:
+    """The backend's entrypoint: report, never stop Dovecot's start over one home."""
+    base = Path(sys.argv[1])
+    moved, left = adopt_homes(base)
+    if moved:
+        print(f"moved {moved} account home(s) of a single host's layout into {base / BACKEND_HOMES}")
+    for home, reason in left:
+        print(f"left {home}: {reason}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -323,6 +323,27 @@ def wait_until_delivered(
         time.sleep(0.3)
 
 
+def inbox_state(stack: Stack, address: str, password: str) -> tuple[bytes, dict[str, tuple[int, bytes]]]:
+    """The INBOX over IMAP: its UIDVALIDITY, and each message's UID and flags by its
+    Subject."""
+    client = stack.imap_login(address, password)
+    try:
+        client.select("INBOX")
+        [validity] = client.response("UIDVALIDITY")[1]
+        _, data = client.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    finally:
+        client.logout()
+    found = {}
+    for item in data:
+        if isinstance(item, tuple):
+            meta, header = item
+            uid = int(meta.split(b"UID ")[1].split()[0])
+            flags = meta.split(b"FLAGS (")[1].split(b")")[0]
+            found[header.decode().strip().removeprefix("Subject: ")] = (uid, flags)
+    assert validity is not None
+    return validity, found
+
+
 def free_subnet() -> str:
     """The first three octets of a 10.x.y.0/24 no Docker network uses yet."""
     networks = subprocess.run(

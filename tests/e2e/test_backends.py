@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import Stack, mail_log, wait_until_delivered
+from tests.e2e.conftest import Stack, inbox_state, mail_log, wait_until_delivered
 from tests.mail import message, tls_context
 
 pytestmark = pytest.mark.e2e
@@ -117,27 +117,6 @@ def test_a_stopped_backend_defers_only_its_own_users(stack: Stack, pinned: dict[
     assert len(wait_until_delivered(stack, down, PW, count=before[down] + 1)) == before[down] + 1
 
 
-def _mailbox(stack: Stack, address: str) -> tuple[bytes, dict[str, tuple[int, bytes]]]:
-    """The INBOX through the proxy: its UIDVALIDITY, and each message's UID and flags by
-    its Subject."""
-    client = stack.imap_login(address, PW)
-    try:
-        client.select("INBOX")
-        [validity] = client.response("UIDVALIDITY")[1]
-        _, data = client.uid("FETCH", "1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
-    finally:
-        client.logout()
-    found = {}
-    for item in data:
-        if isinstance(item, tuple):
-            meta, header = item
-            uid = int(meta.split(b"UID ")[1].split()[0])
-            flags = meta.split(b"FLAGS (")[1].split(b")")[0]
-            found[header.decode().strip().removeprefix("Subject: ")] = (uid, flags)
-    assert validity is not None
-    return validity, found
-
-
 def test_usermove_under_a_trickle_of_mail_loses_nothing_and_keeps_uids(
     stack: Stack, pinned: dict[str, str]
 ) -> None:
@@ -155,7 +134,7 @@ def test_usermove_under_a_trickle_of_mail_loses_nothing_and_keeps_uids(
         script, "dovecot-b1", "doveadm", "sieve", "put", "-u", address, "-a", "moved"
     )
     assert code == 0, stderr
-    validity, kept = _mailbox(stack, address)
+    validity, kept = inbox_state(stack, address, PW)
 
     sent: list[str] = []
     failures: list[BaseException] = []
@@ -193,7 +172,7 @@ def test_usermove_under_a_trickle_of_mail_loses_nothing_and_keeps_uids(
     # Its Sieve script moved with it, still the active one.
     stdout, stderr, code = stack.exec("dovecot-b2", "doveadm", "sieve", "list", "-u", address)
     assert code == 0 and "moved ACTIVE" in stdout, (stdout, stderr)
-    after_validity, after = _mailbox(stack, address)
+    after_validity, after = inbox_state(stack, address, PW)
     assert after_validity == validity
     # The mail that was there kept its UIDs and flags; every message of the trickle
     # arrived once.
